@@ -1,0 +1,1 @@
+"""Delivery policy and machinery: classification, rate limits, breakers, routing, retries."""

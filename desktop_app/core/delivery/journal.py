@@ -1,0 +1,114 @@
+"""Group commit: many deliveries share one database transaction, and so one fsync.
+
+Each delivery awaits ``write(...)`` and continues only once its entries are durable (the
+attempt row before MAIL FROM, the outcome before anyone is told). Entries that arrive
+while a commit is running are collected and go into the next one, so batches grow with
+load on their own and an idle engine still commits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from desktop_app.core.storage.outbox import (
+    AttemptFinished,
+    AttemptStarted,
+    MessageTransition,
+    OutboxRepository,
+)
+
+
+@dataclass
+class _Batch:
+    started: list[AttemptStarted] = field(default_factory=list)
+    finished: list[AttemptFinished] = field(default_factory=list)
+    transitions: list[MessageTransition] = field(default_factory=list)
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+
+
+class Journal:
+    """Durable, batched writes of attempts and message transitions."""
+
+    def __init__(
+        self,
+        outbox: OutboxRepository,
+        owner: str,
+        executor: concurrent.futures.Executor,
+    ) -> None:
+        self._outbox = outbox
+        self._owner = owner
+        self._executor = executor
+        self._pending = _Batch()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._busy = False
+        self.commits = 0  # how many transactions; entries/commits is the batching factor
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="journal")
+
+    async def write(
+        self,
+        *,
+        started: Sequence[AttemptStarted] = (),
+        finished: Sequence[AttemptFinished] = (),
+        transitions: Sequence[MessageTransition] = (),
+    ) -> None:
+        """Return once these entries are committed; raise if the commit failed."""
+        if not (started or finished or transitions):
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        batch = self._pending
+        batch.started.extend(started)
+        batch.finished.extend(finished)
+        batch.transitions.extend(transitions)
+        batch.waiters.append(waiter)
+        self._wakeup.set()
+        await waiter
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            batch, self._pending = self._pending, _Batch()
+            if not batch.waiters:
+                continue
+            self._busy = True
+            try:
+                await loop.run_in_executor(self._executor, self._commit, batch)
+            except Exception as exc:
+                for waiter in batch.waiters:
+                    if not waiter.done():
+                        waiter.set_exception(exc)
+            else:
+                self.commits += 1
+                for waiter in batch.waiters:
+                    if not waiter.done():
+                        waiter.set_result(None)
+            finally:
+                self._busy = False
+
+    def _commit(self, batch: _Batch) -> None:
+        self._outbox.record(
+            started=batch.started,
+            finished=batch.finished,
+            transitions=batch.transitions,
+            owner=self._owner,
+        )
+
+    async def close(self) -> None:
+        """Finish what is pending, then stop the writer task."""
+        while self._pending.waiters or self._busy:
+            await asyncio.sleep(0.005)
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None

@@ -1,0 +1,63 @@
+"""One exception root for everything Relaydesk raises on purpose.
+
+Subclasses also inherit the matching built-in error (the aiosmtplib habit), so callers
+can catch ``ValueError`` or ``LookupError`` without knowing our names. Every message is
+one line a user can act on and never contains a secret.
+"""
+
+from __future__ import annotations
+
+
+class RelaydeskError(Exception):
+    """Root of every error Relaydesk raises deliberately."""
+
+
+class UserInputError(RelaydeskError, ValueError):
+    """Something the user typed or pointed at is not acceptable."""
+
+
+class HeaderInjectionError(UserInputError):
+    """A header value or address contains CR, LF or NUL."""
+
+
+class ProviderNotFoundError(RelaydeskError, LookupError):
+    """No provider has the given name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no provider named {name!r}")
+        self.name = name
+
+
+class DuplicateProviderError(UserInputError):
+    """A provider with this name already exists."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"a provider named {name!r} already exists")
+        self.name = name
+
+
+class UnknownSettingError(UserInputError):
+    """The settings key is not one Relaydesk knows."""
+
+
+class EnvironmentProblem(RelaydeskError):
+    """The machine, not the user's input, is in the way (no keyring, locked database...).
+
+    These are expected in the field and get a clear message, never a traceback.
+    """
+
+
+class KeyringUnavailableError(EnvironmentProblem):
+    """No usable OS keyring: passwords cannot be stored or read."""
+
+
+class DatabaseLockedError(EnvironmentProblem):
+    """Another process holds the database (or the data directory) for too long."""
+
+
+class DatabaseCorruptError(EnvironmentProblem):
+    """The database file cannot be read as a Relaydesk database."""
+
+
+class AlreadyRunningError(EnvironmentProblem):
+    """Another Relaydesk instance is already delivering from this data directory."""

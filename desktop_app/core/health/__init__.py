@@ -1,0 +1,1 @@
+"""Provider health: probes now; metrics, rollups and alerts build on them."""

@@ -1,0 +1,199 @@
+"""Frozen values that cross thread boundaries (loop thread <-> GUI thread <-> CLI).
+
+Widgets, SQLAlchemy sessions and SMTP clients never cross; these do. All times are
+epoch seconds (UTC) as floats: cheap to compare, the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Security(StrEnum):
+    """How the SMTP connection is protected."""
+
+    TLS = "tls"  # implicit TLS from the first byte (usually port 465)
+    STARTTLS = "starttls"  # plaintext greeting, then STARTTLS is *required*
+    NONE = "none"  # loopback relays, or an explicit --allow-insecure
+
+
+class MessageState(StrEnum):
+    """Where an outbox message is in its life (see DESIGN.md, "The outbox")."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DEFERRED = "deferred"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    CANCELLED = "cancelled"
+    BOUNCED = "bounced"
+
+
+#: States in which a message still needs the engine: ``run --until-idle`` waits for these.
+#: ``unknown`` counts only while it has a retry scheduled (policy ``retry``).
+PENDING_STATES = (MessageState.QUEUED, MessageState.SENDING, MessageState.DEFERRED)
+
+
+class OutcomeClass(StrEnum):
+    """What one SMTP attempt meant, decided from phase and reply code (classify.py)."""
+
+    DELIVERED = "delivered"
+    PROVIDER_FAILURE = "provider_failure"
+    RECIPIENT_PERMANENT = "recipient_permanent"
+    RECIPIENT_TRANSIENT = "recipient_transient"
+    CONTENT_REJECTED = "content_rejected"
+    TRANSIENT_AFTER_DATA = "transient_after_data"
+    AMBIGUOUS = "ambiguous"
+
+
+class SmtpPhase(StrEnum):
+    """The step of an SMTP conversation an outcome happened in."""
+
+    CONNECT = "connect"
+    GREETING = "greeting"
+    EHLO = "ehlo"
+    STARTTLS = "starttls"
+    AUTH = "auth"
+    MAIL = "mail"
+    RCPT = "rcpt"
+    DATA_COMMAND = "data_command"  # the DATA verb, before any content was sent
+    DATA_END = "data_end"  # the reply to the final "." (the ambiguous window)
+    RSET = "rset"
+    QUIT = "quit"
+
+
+class BreakerState(StrEnum):
+    """Circuit breaker state of one provider."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class ProviderState(StrEnum):
+    """What a person sees for a provider."""
+
+    UP = "up"
+    DOWN = "down"
+    DISABLED = "disabled"
+    MAINTENANCE = "maintenance"
+    UNKNOWN = "unknown"
+
+
+class AmbiguousPolicy(StrEnum):
+    """What to do with a message the provider may or may not have taken."""
+
+    RETRY = "retry"  # at-least-once: send again later, counted as a possible duplicate
+    HOLD = "hold"  # at-most-once: wait for a person to retry or cancel it
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    """Most messages a provider may be sent per window; ``None`` means no limit."""
+
+    per_second: int | None = None
+    per_minute: int | None = None
+    per_hour: int | None = None
+    per_day: int | None = None
+
+    def windows(self) -> tuple[tuple[float, int], ...]:
+        """(window length in seconds, limit) for every configured window."""
+        pairs = (
+            (1.0, self.per_second),
+            (60.0, self.per_minute),
+            (3600.0, self.per_hour),
+            (86400.0, self.per_day),
+        )
+        return tuple((seconds, limit) for seconds, limit in pairs if limit is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderConfig:
+    """One SMTP provider as configured by the user. The password is never here."""
+
+    name: str
+    host: str
+    port: int
+    security: Security
+    username: str | None = None
+    priority: int = 0  # lower is preferred
+    weight: int = 1  # share of traffic within its priority tier
+    max_connections: int = 2
+    rate_limits: RateLimits = field(default_factory=RateLimits)
+    sender_domains: tuple[str, ...] = ()  # empty: any From domain
+    enabled: bool = True
+    allow_insecure: bool = False
+    id: int | None = None
+    uid: str = ""  # stable key of the keyring entry; survives renames
+
+    @property
+    def has_credentials(self) -> bool:
+        return bool(self.username)
+
+    def authorizes(self, sender_domain: str) -> bool:
+        """Whether this provider may send mail whose From is in ``sender_domain``."""
+        if not self.sender_domains:
+            return True
+        domain = sender_domain.lower()
+        return any(domain == d or domain.endswith("." + d) for d in self.sender_domains)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A message claimed for delivery: everything needed to send it, nothing more."""
+
+    outbox_id: int
+    message_id: str
+    envelope_from: str
+    recipients: tuple[str, ...]  # still to deliver (permanently refused ones are dropped)
+    raw: bytes
+    attempt_count: int
+    deferral_count: int
+    created_at: float
+
+    @property
+    def sender_domain(self) -> str:
+        return self.envelope_from.rpartition("@")[2].lower()
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One try of one message through one provider."""
+
+    outbox_id: int
+    message_id: str
+    number: int
+    provider_id: int | None
+    provider_name: str
+    started_at: float
+    finished_at: float
+    latency_ms: float
+    outcome: OutcomeClass
+    phase: SmtpPhase | None = None
+    reply_code: int | None = None
+    enhanced_status: str | None = None
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxCounts:
+    """How many messages are in each state."""
+
+    queued: int = 0
+    sending: int = 0
+    deferred: int = 0
+    sent: int = 0
+    failed: int = 0
+    unknown: int = 0
+    cancelled: int = 0
+    bounced: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {state.value: getattr(self, state.value) for state in MessageState}
+
+    @property
+    def waiting(self) -> int:
+        """Messages that still have to go out."""
+        return self.queued + self.sending + self.deferred

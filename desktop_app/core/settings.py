@@ -1,0 +1,119 @@
+"""User settings, declared once with their type, default, bounds and title (the Picard way).
+
+Values are stored as JSON in the ``settings`` table; an unset key reads as its default, so
+adding a setting never needs a data migration.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+
+from desktop_app.core.errors import UnknownSettingError, UserInputError
+from desktop_app.core.models import AmbiguousPolicy
+from desktop_app.core.storage.database import Database
+from desktop_app.core.storage.schema import SettingRow
+
+
+@dataclass(frozen=True, slots=True)
+class SettingSpec:
+    """One setting: how to parse it from text, its default and its allowed range."""
+
+    key: str
+    title: str
+    kind: type  # int, float or str
+    default: Any
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+
+    def parse(self, text: str) -> Any:
+        """Turn what a user typed into a value, or raise a one-line ``UserInputError``."""
+        text = text.strip()
+        if self.choices:
+            if text not in self.choices:
+                raise UserInputError(f"{self.key} must be one of: {', '.join(self.choices)}")
+            return text
+        try:
+            value = self.kind(text)
+        except ValueError:
+            raise UserInputError(f"{self.key} must be a number, not {text!r}") from None
+        if self.minimum is not None and value < self.minimum:
+            raise UserInputError(f"{self.key} must be at least {self.minimum:g}")
+        if self.maximum is not None and value > self.maximum:
+            raise UserInputError(f"{self.key} must be at most {self.maximum:g}")
+        return value
+
+
+SPECS: dict[str, SettingSpec] = {
+    spec.key: spec
+    for spec in (
+        SettingSpec("retry.min_backoff_seconds", "First retry delay (s)", float, 30.0, 0.1, 86400),
+        SettingSpec(
+            "retry.max_backoff_seconds", "Longest retry delay (s)", float, 3600.0, 1, 86400
+        ),
+        SettingSpec(
+            "retry.max_age_hours", "Give up on a message after (h)", float, 72.0, 0.01, 720
+        ),
+        SettingSpec("breaker.failure_threshold", "Failures that open a breaker", int, 3, 1, 1000),
+        SettingSpec("breaker.open_seconds", "Breaker cool-down (s)", float, 30.0, 0.1, 86400),
+        SettingSpec(
+            "ambiguous.policy",
+            "When a provider may have a message",
+            str,
+            AmbiguousPolicy.RETRY.value,
+            choices=tuple(p.value for p in AmbiguousPolicy),
+        ),
+        SettingSpec("smtp.timeout_seconds", "SMTP command timeout (s)", float, 30.0, 1, 600),
+    )
+}
+
+
+def spec_for(key: str) -> SettingSpec:
+    try:
+        return SPECS[key]
+    except KeyError:
+        raise UnknownSettingError(
+            f"unknown setting {key!r}; known: {', '.join(sorted(SPECS))}"
+        ) from None
+
+
+class SettingsStore:
+    """Reads and writes settings in the database."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def get(self, key: str) -> Any:
+        spec = spec_for(key)
+        with self._database.read() as connection:
+            stored = connection.execute(
+                select(SettingRow.value).where(SettingRow.key == key)
+            ).scalar_one_or_none()
+        return spec.default if stored is None else json.loads(stored)
+
+    def all(self) -> dict[str, Any]:
+        """Every known setting with its effective value."""
+        with self._database.read() as connection:
+            stored = dict(connection.execute(select(SettingRow.key, SettingRow.value)).all())
+        return {
+            key: json.loads(stored[key]) if key in stored else spec.default
+            for key, spec in SPECS.items()
+        }
+
+    def set_text(self, key: str, text: str) -> Any:
+        """Validate ``text`` for ``key`` and store it; returns the parsed value."""
+        value = spec_for(key).parse(text)
+        self.set(key, value)
+        return value
+
+    def set(self, key: str, value: Any) -> None:
+        spec_for(key)
+        encoded = json.dumps(value)
+        with self._database.write() as connection:
+            # Delete-then-insert in one transaction: portable, no dialect-specific upsert.
+            connection.execute(delete(SettingRow).where(SettingRow.key == key))
+            connection.execute(insert(SettingRow).values(key=key, value=encoded))

@@ -1,0 +1,87 @@
+"""Everything that differs between SQLite and PostgreSQL lives here, and only here.
+
+SQLite (the default, one file per user) needs per-connection pragmas and ``BEGIN IMMEDIATE``
+for writers; PostgreSQL (a team sharing one outbox later) needs ``FOR UPDATE SKIP LOCKED``
+so several instances can claim from one table without waiting on each other.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, Select, event
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DatabaseError, OperationalError
+
+from desktop_app.core.errors import DatabaseCorruptError, DatabaseLockedError, EnvironmentProblem
+
+#: How long a writer waits for another process's write lock before giving up.
+BUSY_TIMEOUT_MS = 10_000
+
+#: Execution option that asks for a write transaction (``BEGIN IMMEDIATE`` on SQLite).
+WRITE_OPTION = "relaydesk_write"
+
+_SelectT = TypeVar("_SelectT", bound=Select[Any])
+
+
+def configure_engine(engine: Engine) -> None:
+    """Install the per-dialect connection setup on a freshly created engine."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: object) -> None:
+        # Take transaction control away from the sqlite3 module so that we decide
+        # between BEGIN and BEGIN IMMEDIATE below (SQLAlchemy's documented recipe).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # WAL: readers (the GUI) never block the writer (the engine) and vice versa.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk before we tell anyone; "no lost mail" starts here.
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        # A deferred transaction that later writes can fail at once with SQLITE_BUSY
+        # when another process writes meanwhile (the busy handler cannot help a
+        # read->write upgrade in WAL). Writers therefore take the lock up front.
+        if connection.get_execution_options().get(WRITE_OPTION):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")
+
+
+def lock_for_claim(query: _SelectT) -> _SelectT:
+    """Make a claim's SELECT skip rows another instance is claiming right now.
+
+    PostgreSQL renders ``FOR UPDATE SKIP LOCKED``. SQLite has no row locks and
+    SQLAlchemy renders nothing there: ``BEGIN IMMEDIATE`` already serializes writers.
+    """
+    return query.with_for_update(skip_locked=True)
+
+
+def translate_database_error(exc: DatabaseError, location: str) -> EnvironmentProblem | None:
+    """Turn a driver error a user can meet in the field into a one-line message.
+
+    Returns None for errors that are bugs, which should keep their traceback.
+    """
+    text = str(exc.orig) if exc.orig is not None else str(exc)
+    lowered = text.lower()
+    if isinstance(exc, OperationalError) and ("locked" in lowered or "busy" in lowered):
+        return DatabaseLockedError(
+            f"the database {location} is locked by another program; close it and try again"
+        )
+    if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
+        return DatabaseCorruptError(
+            f"the database {location} is damaged ({text}); restore it from a backup "
+            "or move it aside to start fresh"
+        )
+    if isinstance(exc, OperationalError) and (
+        "unable to open" in lowered or "readonly" in lowered or "disk" in lowered
+    ):
+        return EnvironmentProblem(f"cannot write the database {location}: {text}")
+    return None

@@ -1,0 +1,509 @@
+"""The durable outbox: enqueue, claim with a lease, journal attempts, recover after a crash.
+
+The state machine (DESIGN.md, "The outbox")::
+
+    queued -> sending -> sent | deferred | failed | unknown
+    deferred/unknown --(due)--> sending          queued/deferred/unknown -> cancelled
+
+Every write here is one transaction, and the engine batches many messages into each one
+(group commit), so durability costs one fsync per batch rather than per message.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
+
+from desktop_app.core.models import (
+    AmbiguousPolicy,
+    MessageState,
+    OutboxCounts,
+    OutboxMessage,
+    OutcomeClass,
+)
+from desktop_app.core.storage.database import Database
+from desktop_app.core.storage.dialect import lock_for_claim
+from desktop_app.core.storage.schema import AttemptRow, OutboxRow
+
+#: States a message can be claimed from once its ``next_attempt_at`` is due.
+CLAIMABLE = (MessageState.QUEUED, MessageState.DEFERRED, MessageState.UNKNOWN)
+#: States a person may cancel from (never ``sending``: the engine owns it right now).
+CANCELLABLE = (MessageState.QUEUED, MessageState.DEFERRED, MessageState.UNKNOWN)
+#: States "retry now" applies to.
+RETRYABLE = (
+    MessageState.DEFERRED,
+    MessageState.UNKNOWN,
+    MessageState.FAILED,
+    MessageState.CANCELLED,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to queue: exact bytes plus the envelope."""
+
+    message_id: str
+    envelope_from: str
+    recipients: tuple[str, ...]
+    subject: str
+    raw: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptStarted:
+    """Journal entry written before MAIL FROM."""
+
+    outbox_id: int
+    number: int
+    provider_id: int | None
+    provider_name: str
+    started_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptFinished:
+    """Journal entry written after the provider answered (or did not)."""
+
+    outbox_id: int
+    number: int
+    finished_at: float
+    latency_ms: float
+    outcome: OutcomeClass
+    phase: str | None
+    reply_code: int | None
+    enhanced_status: str | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageTransition:
+    """The new state of a claimed message after an attempt. Every field is written."""
+
+    outbox_id: int
+    state: MessageState
+    remaining_recipients: tuple[str, ...]
+    attempt_count: int
+    deferral_count: int
+    provider_id: int | None
+    next_attempt_at: float | None = None
+    last_error: str | None = None
+    defer_reason: str | None = None
+    sent_at: float | None = None
+    possible_duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryReport:
+    """What ``recover_stale_leases`` did."""
+
+    requeued: int  # never reached MAIL FROM: safe to send again
+    unknown: int  # may have reached the provider: possible duplicates
+
+
+class OutboxRepository:
+    """All reads and writes of the outbox and attempts tables."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    # -- enqueue -----------------------------------------------------------------------
+
+    def enqueue(self, messages: Sequence[NewMessage]) -> list[int]:
+        """Queue ``messages`` in ONE transaction: all of them are stored, or none."""
+        now = time.time()
+        rows = [
+            {
+                "message_id": m.message_id,
+                "state": MessageState.QUEUED.value,
+                "envelope_from": m.envelope_from,
+                "recipients": list(m.recipients),
+                "remaining_recipients": list(m.recipients),
+                "subject": m.subject,
+                "raw": m.raw,
+                "created_at": now,
+                "updated_at": now,
+                "next_attempt_at": now,
+                "attempt_count": 0,
+                "deferral_count": 0,
+                "possible_duplicate": False,
+            }
+            for m in messages
+        ]
+        if not rows:
+            return []
+        with self._database.write() as connection:
+            result = connection.execute(insert(OutboxRow).returning(OutboxRow.id), rows)
+            return [row_id for (row_id,) in result]
+
+    # -- the engine's side ---------------------------------------------------------------
+
+    def claim_due(
+        self, owner: str, limit: int, *, now: float | None = None, lease_seconds: float = 300.0
+    ) -> list[OutboxMessage]:
+        """Lease up to ``limit`` due messages to ``owner`` and return them, oldest first."""
+        now = time.time() if now is None else now
+        with self._database.write() as connection:
+            ids = list(
+                connection.scalars(
+                    lock_for_claim(
+                        select(OutboxRow.id)
+                        .where(
+                            OutboxRow.state.in_([s.value for s in CLAIMABLE]),
+                            OutboxRow.next_attempt_at <= now,
+                        )
+                        .order_by(OutboxRow.next_attempt_at, OutboxRow.id)
+                        .limit(limit)
+                    )
+                )
+            )
+            if not ids:
+                return []
+            connection.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id.in_(ids))
+                .values(
+                    state=MessageState.SENDING.value,
+                    lease_owner=owner,
+                    lease_expires_at=now + lease_seconds,
+                    updated_at=now,
+                )
+            )
+            rows = connection.execute(
+                select(
+                    OutboxRow.id,
+                    OutboxRow.message_id,
+                    OutboxRow.envelope_from,
+                    OutboxRow.remaining_recipients,
+                    OutboxRow.raw,
+                    OutboxRow.attempt_count,
+                    OutboxRow.deferral_count,
+                    OutboxRow.created_at,
+                )
+                .where(OutboxRow.id.in_(ids))
+                .order_by(OutboxRow.next_attempt_at, OutboxRow.id)
+            )
+            return [
+                OutboxMessage(
+                    outbox_id=row.id,
+                    message_id=row.message_id,
+                    envelope_from=row.envelope_from,
+                    recipients=tuple(row.remaining_recipients),
+                    raw=row.raw,
+                    attempt_count=row.attempt_count,
+                    deferral_count=row.deferral_count,
+                    created_at=row.created_at,
+                )
+                for row in rows
+            ]
+
+    def record(
+        self,
+        *,
+        started: Sequence[AttemptStarted] = (),
+        finished: Sequence[AttemptFinished] = (),
+        transitions: Sequence[MessageTransition] = (),
+        owner: str | None = None,
+    ) -> None:
+        """Write a batch of journal entries in one transaction (the group commit)."""
+        with self._database.write() as connection:
+            self._record(connection, started, finished, transitions, owner)
+
+    @staticmethod
+    def _record(
+        connection: Connection,
+        started: Sequence[AttemptStarted],
+        finished: Sequence[AttemptFinished],
+        transitions: Sequence[MessageTransition],
+        owner: str | None,
+    ) -> None:
+        now = time.time()
+        if started:
+            connection.execute(
+                insert(AttemptRow),
+                [
+                    {
+                        "outbox_id": s.outbox_id,
+                        "number": s.number,
+                        "provider_id": s.provider_id,
+                        "provider_name": s.provider_name,
+                        "started_at": s.started_at,
+                    }
+                    for s in started
+                ],
+            )
+            connection.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id == bindparam("b_id"))
+                .values(
+                    attempt_count=bindparam("b_number"),
+                    provider_id=bindparam("b_provider"),
+                    updated_at=now,
+                ),
+                [
+                    {"b_id": s.outbox_id, "b_number": s.number, "b_provider": s.provider_id}
+                    for s in started
+                ],
+            )
+        if finished:
+            connection.execute(
+                update(AttemptRow)
+                .where(
+                    AttemptRow.outbox_id == bindparam("b_outbox"),
+                    AttemptRow.number == bindparam("b_number"),
+                )
+                .values(
+                    finished_at=bindparam("b_finished"),
+                    latency_ms=bindparam("b_latency"),
+                    outcome=bindparam("b_outcome"),
+                    phase=bindparam("b_phase"),
+                    reply_code=bindparam("b_code"),
+                    enhanced_status=bindparam("b_enhanced"),
+                    detail=bindparam("b_detail"),
+                ),
+                [
+                    {
+                        "b_outbox": f.outbox_id,
+                        "b_number": f.number,
+                        "b_finished": f.finished_at,
+                        "b_latency": f.latency_ms,
+                        "b_outcome": f.outcome.value,
+                        "b_phase": f.phase,
+                        "b_code": f.reply_code,
+                        "b_enhanced": f.enhanced_status,
+                        "b_detail": f.detail[:300],
+                    }
+                    for f in finished
+                ],
+            )
+        if transitions:
+            conditions = [OutboxRow.id == bindparam("b_id")]
+            if owner is not None:
+                # A worker whose lease was taken over must not overwrite the new owner's work.
+                conditions.append(OutboxRow.lease_owner == owner)
+            connection.execute(
+                update(OutboxRow)
+                .where(and_(*conditions))
+                .values(
+                    state=bindparam("b_state"),
+                    remaining_recipients=bindparam("b_remaining"),
+                    attempt_count=bindparam("b_attempts"),
+                    deferral_count=bindparam("b_deferrals"),
+                    provider_id=bindparam("b_provider"),
+                    next_attempt_at=bindparam("b_next"),
+                    last_error=bindparam("b_error"),
+                    defer_reason=bindparam("b_reason"),
+                    sent_at=bindparam("b_sent"),
+                    possible_duplicate=bindparam("b_dup"),
+                    lease_owner=bindparam("b_lease_owner"),
+                    lease_expires_at=bindparam("b_lease_expires"),
+                    updated_at=now,
+                ),
+                [
+                    {
+                        "b_id": t.outbox_id,
+                        "b_state": t.state.value,
+                        "b_remaining": list(t.remaining_recipients),
+                        "b_attempts": t.attempt_count,
+                        "b_deferrals": t.deferral_count,
+                        "b_provider": t.provider_id,
+                        "b_next": t.next_attempt_at,
+                        "b_error": t.last_error,
+                        "b_reason": t.defer_reason,
+                        "b_sent": t.sent_at,
+                        "b_dup": t.possible_duplicate,
+                        # Only a message still in flight keeps its lease.
+                        "b_lease_owner": owner if t.state is MessageState.SENDING else None,
+                        "b_lease_expires": None,
+                    }
+                    for t in transitions
+                ],
+            )
+
+    def recover_stale_leases(
+        self,
+        owner: str,
+        policy: AmbiguousPolicy,
+        *,
+        exclusive: bool,
+        now: float | None = None,
+    ) -> RecoveryReport:
+        """Give back messages left in ``sending`` by a crashed or stopped worker.
+
+        A message whose last attempt row is still open may have reached the provider
+        (the row is committed before MAIL FROM), so it becomes ``unknown``; with the
+        ``retry`` policy it is due again at once and flagged as a possible duplicate.
+        A message that never got an attempt row is simply queued again.
+        ``exclusive`` means this process holds the data directory's instance lock, so
+        every lease but its own is dead whatever its expiry says.
+        """
+        now = time.time() if now is None else now
+        stale = OutboxRow.lease_expires_at < now
+        if exclusive:
+            stale = or_(stale, OutboxRow.lease_owner.is_(None), OutboxRow.lease_owner != owner)
+        with self._database.write() as connection:
+            ids = list(
+                connection.scalars(
+                    lock_for_claim(
+                        select(OutboxRow.id).where(
+                            OutboxRow.state == MessageState.SENDING.value, stale
+                        )
+                    )
+                )
+            )
+            if not ids:
+                return RecoveryReport(0, 0)
+            open_attempt = (
+                select(AttemptRow.outbox_id)
+                .where(AttemptRow.outbox_id.in_(ids), AttemptRow.finished_at.is_(None))
+                .distinct()
+            )
+            ambiguous_ids = set(connection.scalars(open_attempt))
+            connection.execute(
+                update(AttemptRow)
+                .where(AttemptRow.outbox_id.in_(ids), AttemptRow.finished_at.is_(None))
+                .values(
+                    finished_at=now,
+                    outcome=OutcomeClass.AMBIGUOUS.value,
+                    detail="interrupted (crash or shutdown) while in flight",
+                )
+            )
+            safe_ids = [i for i in ids if i not in ambiguous_ids]
+            if safe_ids:
+                connection.execute(
+                    update(OutboxRow)
+                    .where(OutboxRow.id.in_(safe_ids))
+                    .values(
+                        state=MessageState.QUEUED.value,
+                        next_attempt_at=now,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        updated_at=now,
+                    )
+                )
+            if ambiguous_ids:
+                connection.execute(
+                    update(OutboxRow)
+                    .where(OutboxRow.id.in_(ambiguous_ids))
+                    .values(
+                        state=MessageState.UNKNOWN.value,
+                        next_attempt_at=now if policy is AmbiguousPolicy.RETRY else None,
+                        possible_duplicate=True,
+                        last_error="interrupted while the provider may have had it",
+                        lease_owner=None,
+                        lease_expires_at=None,
+                        updated_at=now,
+                    )
+                )
+            return RecoveryReport(requeued=len(safe_ids), unknown=len(ambiguous_ids))
+
+    def wake_waiting_for_provider(self, now: float | None = None) -> int:
+        """Make mail that waits only for a usable provider due now (a provider came back)."""
+        now = time.time() if now is None else now
+        with self._database.write() as connection:
+            result = connection.execute(
+                update(OutboxRow)
+                .where(
+                    OutboxRow.state == MessageState.DEFERRED.value,
+                    OutboxRow.defer_reason == "no_provider",
+                    OutboxRow.next_attempt_at > now,
+                )
+                .values(next_attempt_at=now, updated_at=now)
+            )
+            return result.rowcount or 0
+
+    def next_due_at(self) -> float | None:
+        """When the next claimable message becomes due (None: nothing to do)."""
+        with self._database.read() as connection:
+            return connection.scalar(
+                select(func.min(OutboxRow.next_attempt_at)).where(
+                    OutboxRow.state.in_([s.value for s in CLAIMABLE])
+                )
+            )
+
+    def recent_attempt_times(self, provider_id: int, since: float) -> list[float]:
+        """Start times of attempts through a provider since ``since`` (to seed rate limits)."""
+        with self._database.read() as connection:
+            return list(
+                connection.scalars(
+                    select(AttemptRow.started_at)
+                    .where(AttemptRow.provider_id == provider_id, AttemptRow.started_at >= since)
+                    .order_by(AttemptRow.started_at)
+                )
+            )
+
+    # -- what people see and do -----------------------------------------------------------
+
+    def counts(self) -> OutboxCounts:
+        with self._database.read() as connection:
+            by_state = dict(
+                connection.execute(
+                    select(OutboxRow.state, func.count()).group_by(OutboxRow.state)
+                ).all()
+            )
+        return OutboxCounts(**{state.value: by_state.get(state.value, 0) for state in MessageState})
+
+    def pending_count(self) -> int:
+        """Messages the engine still has work for (``run --until-idle`` waits for zero)."""
+        with self._database.read() as connection:
+            return (
+                connection.scalar(
+                    select(func.count()).where(
+                        or_(
+                            OutboxRow.state.in_(
+                                [
+                                    MessageState.QUEUED.value,
+                                    MessageState.SENDING.value,
+                                    MessageState.DEFERRED.value,
+                                ]
+                            ),
+                            and_(
+                                OutboxRow.state == MessageState.UNKNOWN.value,
+                                OutboxRow.next_attempt_at.is_not(None),
+                            ),
+                        )
+                    )
+                )
+                or 0
+            )
+
+    def retry_now(self, outbox_ids: Sequence[int]) -> int:
+        """Put the given messages back in the queue, due now. Returns how many moved."""
+        now = time.time()
+        with self._database.write() as connection:
+            result = connection.execute(
+                update(OutboxRow)
+                .where(
+                    OutboxRow.id.in_(list(outbox_ids)),
+                    OutboxRow.state.in_([s.value for s in RETRYABLE]),
+                )
+                .values(
+                    state=MessageState.QUEUED.value,
+                    next_attempt_at=now,
+                    # A failed message retried by hand gets its whole envelope back (none
+                    # of it was delivered); others keep only the recipients still to do.
+                    remaining_recipients=case(
+                        (OutboxRow.state == MessageState.FAILED.value, OutboxRow.recipients),
+                        else_=OutboxRow.remaining_recipients,
+                    ),
+                    updated_at=now,
+                )
+            )
+            return result.rowcount or 0
+
+    def cancel(self, outbox_ids: Sequence[int]) -> int:
+        """Cancel waiting messages; ones in flight or already done are left alone."""
+        now = time.time()
+        with self._database.write() as connection:
+            result = connection.execute(
+                update(OutboxRow)
+                .where(
+                    OutboxRow.id.in_(list(outbox_ids)),
+                    OutboxRow.state.in_([s.value for s in CANCELLABLE]),
+                )
+                .values(state=MessageState.CANCELLED.value, next_attempt_at=None, updated_at=now)
+            )
+            return result.rowcount or 0

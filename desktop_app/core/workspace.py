@@ -1,0 +1,170 @@
+"""A data directory opened for use: the one entry point the CLI and the GUI share.
+
+Anything the GUI can do to providers, the outbox or settings is a plain method here first,
+so the two faces of Relaydesk can never drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from desktop_app.core.delivery.engine import DeliveryEngine
+from desktop_app.core.errors import (
+    DuplicateProviderError,
+    KeyringUnavailableError,
+    ProviderNotFoundError,
+    UserInputError,
+)
+from desktop_app.core.events import EventSink
+from desktop_app.core.health.probe import ProbeResult, probe_provider
+from desktop_app.core.models import OutboxCounts, ProviderConfig
+from desktop_app.core.paths import resolve_data_dir
+from desktop_app.core.secrets import SecretStore
+from desktop_app.core.settings import SettingsStore
+from desktop_app.core.storage.database import DATABASE_FILENAME, Database
+from desktop_app.core.storage.outbox import NewMessage, OutboxRepository
+from desktop_app.core.storage.providers import ProviderRepository
+from desktop_app.core.validation import check_no_line_breaks, validate_provider_config
+
+log = logging.getLogger(__name__)
+
+
+class Workspace:
+    """One data directory: its database, settings, providers and their secrets."""
+
+    def __init__(self, data_dir: Path, database: Database, secrets: SecretStore | None = None):
+        self.data_dir = data_dir
+        self.database = database
+        self.providers = ProviderRepository(database)
+        self.outbox = OutboxRepository(database)
+        self.settings = SettingsStore(database)
+        self.secrets = secrets or SecretStore()
+
+    @classmethod
+    def open(cls, data_dir: str | Path | None = None) -> Workspace:
+        """Open (creating and migrating as needed) the workspace in ``data_dir``."""
+        directory = resolve_data_dir(data_dir)
+        database = Database.open_file(directory / DATABASE_FILENAME)
+        return cls(directory, database)
+
+    def close(self) -> None:
+        self.database.dispose()
+
+    # -- providers -------------------------------------------------------------------------
+
+    def list_providers(self) -> list[ProviderConfig]:
+        return self.providers.all()
+
+    def get_provider(self, name: str) -> ProviderConfig:
+        return self.providers.get(name)
+
+    def add_provider(self, config: ProviderConfig, password: str | None = None) -> ProviderConfig:
+        """Validate and store a provider; its password goes to the keyring only."""
+        config = validate_provider_config(config)
+        _check_password(config, password)
+        if any(p.name == config.name for p in self.providers.all()):
+            raise DuplicateProviderError(config.name)
+        config = dataclasses.replace(config, uid=str(uuid.uuid4()))
+        if password:
+            # Keyring first: if it is unavailable, nothing at all has been stored.
+            self.secrets.set_password(config.uid, password)
+        try:
+            return self.providers.add(config)
+        except Exception:
+            if password:
+                self.secrets.delete_password(config.uid)
+            raise
+
+    def update_provider(
+        self,
+        name: str,
+        changes: dict[str, Any],
+        *,
+        password: str | None = None,
+    ) -> ProviderConfig:
+        """Change some fields of a provider (and optionally its password)."""
+        current = self.providers.get(name)
+        try:
+            config = dataclasses.replace(current, **changes)
+        except TypeError as exc:
+            raise UserInputError(f"unknown provider field: {exc}") from None
+        config = validate_provider_config(config)
+        _check_password(config, password)
+        if password:
+            self.secrets.set_password(config.uid, password)
+        return self.providers.update(name, config)
+
+    def remove_provider(self, name: str) -> ProviderConfig:
+        removed = self.providers.remove(name)
+        try:
+            self.secrets.delete_password(removed.uid)
+        except KeyringUnavailableError:
+            log.warning("provider %s removed; its keyring entry could not be deleted", name)
+        return removed
+
+    def reorder_providers(self, ordered_names: Sequence[str]) -> None:
+        """Priorities 0, 1, 2... in this order (what drag and drop does)."""
+        known = {p.name for p in self.providers.all()}
+        for name in ordered_names:
+            if name not in known:
+                raise ProviderNotFoundError(name)
+        self.providers.set_priorities(list(ordered_names))
+
+    def provider_password(self, provider: ProviderConfig) -> str | None:
+        if not provider.username:
+            return None
+        return self.secrets.get_password(provider.uid)
+
+    async def test_provider(self, name: str, *, timeout: float | None = None) -> ProbeResult:
+        """A real connection test (connect, EHLO, STARTTLS, AUTH, NOOP, QUIT).
+
+        The keyring read blocks, so callers on a GUI thread run this on the loop thread.
+        """
+        provider = self.providers.get(name)
+        password = self.provider_password(provider)
+        if timeout is None:
+            timeout = float(self.settings.get("smtp.timeout_seconds"))
+        return await probe_provider(provider, password, timeout=timeout)
+
+    # -- outbox ----------------------------------------------------------------------------
+
+    def queue(self, messages: Sequence[NewMessage]) -> list[int]:
+        """Store messages durably in one transaction; returns their outbox ids."""
+        return self.outbox.enqueue(messages)
+
+    def outbox_counts(self) -> OutboxCounts:
+        return self.outbox.counts()
+
+    # -- settings --------------------------------------------------------------------------
+
+    def get_setting(self, key: str) -> Any:
+        return self.settings.get(key)
+
+    def set_setting(self, key: str, text: str) -> Any:
+        return self.settings.set_text(key, text)
+
+    # -- delivery --------------------------------------------------------------------------
+
+    def create_engine(self, events: EventSink, *, exclusive: bool = True) -> DeliveryEngine:
+        """An engine over this workspace; run it on the loop thread (core/runtime.py)."""
+        return DeliveryEngine(
+            self.outbox,
+            self.providers,
+            self.settings,
+            self.secrets,
+            events,
+            exclusive=exclusive,
+        )
+
+
+def _check_password(config: ProviderConfig, password: str | None) -> None:
+    if password is None:
+        return
+    check_no_line_breaks("password", password)
+    if not config.username:
+        raise UserInputError("a password needs a username (--username)")
