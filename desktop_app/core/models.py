@@ -137,7 +137,8 @@ class ProviderConfig:
         if not self.sender_domains:
             return True
         domain = sender_domain.lower()
-        return any(domain == d or domain.endswith("." + d) for d in self.sender_domains)
+        allowed = (d.lower() for d in self.sender_domains)
+        return any(domain == d or domain.endswith("." + d) for d in allowed)
 
 
 @dataclass(frozen=True, slots=True)

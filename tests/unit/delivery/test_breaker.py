@@ -221,7 +221,9 @@ def test_configure_base_above_cap_wins(clock: FakeClock) -> None:
     ("threshold", "open_seconds", "max_open"),
     [(0, 10.0, 60.0), (3, 0.0, 60.0), (3, -1.0, 60.0), (3, 10.0, 5.0)],
 )
-def test_invalid_settings_are_rejected(threshold: int, open_seconds: float, max_open: float) -> None:
+def test_invalid_settings_are_rejected(
+    threshold: int, open_seconds: float, max_open: float
+) -> None:
     with pytest.raises(ValueError):
         CircuitBreaker(threshold, open_seconds, max_open)
 

@@ -69,9 +69,7 @@ def test_codes_outside_smtp_range_are_rejected(code: int) -> None:
 
 @pytest.mark.parametrize("phase", PROVIDER_PHASES)
 @pytest.mark.parametrize("code", [450, 451, 454, 500, 530, 534, 535, 550, 554])
-def test_4xx_5xx_outside_rcpt_and_data_end_is_provider_failure(
-    phase: SmtpPhase, code: int
-) -> None:
+def test_4xx_5xx_outside_rcpt_and_data_end_is_provider_failure(phase: SmtpPhase, code: int) -> None:
     assert classify(phase, code) is OutcomeClass.PROVIDER_FAILURE
 
 

@@ -17,7 +17,7 @@ def provider(
     weight: int = 1,
     enabled: bool = True,
     sender_domains: tuple[str, ...] = (),
-    id: int | None = None,  # noqa: A002 - mirrors ProviderConfig.id
+    id: int | None = None,
 ) -> ProviderConfig:
     return ProviderConfig(
         name=name,
@@ -171,8 +171,8 @@ def test_removed_providers_are_forgotten() -> None:
     a, b = provider("a", weight=2, id=1), provider("b", id=2)
     assert picks(router, [a, b], 1) == ["a"]  # currents: a -1, b +1
     assert picks(router, [a], 1) == ["a"]  # b removed: its +1 is forgotten
-    # b comes back with a fresh start, so a's deficit decides the order again.
-    assert picks(router, [a, b], 3) == ["b", "a", "a"]
+    # b comes back at 0 and ties with a (a wins ties); had b kept its +1 it would go first.
+    assert picks(router, [a, b], 3) == ["a", "b", "a"]
 
 
 def test_added_provider_joins_the_rotation() -> None:
