@@ -88,13 +88,16 @@ def secret_service() -> Iterator[dict[str, str]]:
     on next use, finding SecretService on the private bus.
     """
     service = PrivateSecretService()
-    client_env = service.start()
-    saved = {name: os.environ.get(name) for name in (*client_env, "PYTHON_KEYRING_BACKEND")}
-    os.environ.update(client_env)
-    # An explicit backend choice from the developer's shell would bypass the Secret Service.
-    os.environ.pop("PYTHON_KEYRING_BACKEND", None)
-    reset_keyring_backend()
+    saved = {
+        name: os.environ.get(name)
+        for name in ("DBUS_SESSION_BUS_ADDRESS", "PYTHON_KEYRING_BACKEND")
+    }
     try:
+        client_env = service.start()
+        os.environ.update(client_env)
+        # An explicit backend choice from the developer's shell would bypass the Secret Service.
+        os.environ.pop("PYTHON_KEYRING_BACKEND", None)
+        reset_keyring_backend()
         yield dict(client_env)
     finally:
         for name, value in saved.items():

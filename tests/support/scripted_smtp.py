@@ -178,18 +178,23 @@ class _ScriptedSMTP(SMTP):
 
     async def push(self, status: str | bytes) -> None:
         await self.apply_reply_delay()
-        if self._current_command == GREETING and status_text(status).startswith("220"):
-            status = self._owner.behaviour.greeting_reply or status
-        await super().push(status)
+        greeting = self._owner.behaviour.greeting_reply
+        if self._current_command == GREETING and greeting and status_text(status).startswith("220"):
+            status = greeting
+        if isinstance(status, bytes):  # two calls because aiosmtpd types status as AnyStr
+            await super().push(status)
+        else:
+            await super().push(status)
         if status_text(status).startswith("421") and self.transport is not None:
             self.transport.close()
 
     def drop_connection(self) -> None:
         """Close the TCP connection at once, without a reply or a TLS close_notify."""
-        if self.transport is not None:
-            self.transport.abort()
-        if self._original_transport is not None:
-            self._original_transport.abort()
+        for transport in (self.transport, self._original_transport):
+            if isinstance(transport, asyncio.Transport):
+                transport.abort()
+            elif transport is not None:
+                transport.close()
 
 
 def status_text(status: str | bytes) -> str:
@@ -245,9 +250,7 @@ class _ScriptedHandler:
             envelope.rcpt_options.extend(rcpt_options)
         return reply
 
-    async def handle_DATA(
-        self, server: _ScriptedSMTP, session: Session, envelope: Envelope
-    ) -> str:
+    async def handle_DATA(self, server: _ScriptedSMTP, session: Session, envelope: Envelope) -> str:
         server.begin_reply(END_OF_DATA)
         behaviour = self._owner.behaviour
         if behaviour.disconnect_after_data:
@@ -403,7 +406,7 @@ class ScriptedSMTPServer:
     def wait_for_messages(self, count: int, timeout: float = 5.0) -> list[ReceivedMessage]:
         """Block until at least ``count`` messages were recorded; return them all."""
         return wait_for(
-            lambda: (msgs if len(msgs := self.messages) >= count else None),
+            lambda: msgs if len(msgs := self.messages) >= count else None,
             timeout,
             message=f"{self!r}: expected {count} messages, have {len(self.messages)}",
         )

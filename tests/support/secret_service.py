@@ -1,9 +1,10 @@
 """A private Secret Service (dbus-daemon + gnome-keyring) so tests never touch a real keyring.
 
-:class:`PrivateSecretService` starts its own session ``dbus-daemon`` on a socket in a temporary
-directory, then ``gnome-keyring-daemon --foreground --unlock --components=secrets`` on that
-bus with HOME, XDG_DATA_HOME, XDG_CONFIG_HOME, XDG_CACHE_HOME and XDG_RUNTIME_DIR in temporary
-directories. Clients need only ``DBUS_SESSION_BUS_ADDRESS`` from :attr:`client_env`.
+:class:`PrivateSecretService` starts its own session ``dbus-daemon`` (a private config: socket
+in a temporary directory, no D-Bus activation), then
+``gnome-keyring-daemon --foreground --unlock --components=secrets`` on that bus with HOME,
+XDG_DATA_HOME, XDG_CONFIG_HOME, XDG_CACHE_HOME and XDG_RUNTIME_DIR in temporary directories.
+Clients need only ``DBUS_SESSION_BUS_ADDRESS`` from :attr:`client_env`.
 
 Gotchas met on Debian 12 (gnome-keyring 42.1, dbus 1.14):
 
@@ -36,7 +37,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from contextlib import closing
+from contextlib import closing, suppress
 from pathlib import Path
 from types import TracebackType
 
@@ -53,6 +54,28 @@ _SESSION_VARIABLES = (
     "GNOME_KEYRING_CONTROL",
     "SSH_AUTH_SOCK",
 )
+
+
+_SECRETS_NAME = "org.freedesktop.secrets"
+
+# A session bus of our own, like session.conf but without service directories: nothing is
+# D-Bus-activated on it. With the stock --session config, the first call to
+# org.freedesktop.secrets racing our daemon's start made dbus-daemon activate a second,
+# locked gnome-keyring-daemon from /usr/share/dbus-1/services, which nobody owned or stopped.
+_BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <keep_umask/>
+  <listen>{listen}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"""
 
 
 class SecretServiceError(RuntimeError):
@@ -148,16 +171,16 @@ class PrivateSecretService:
     def _start_bus(self, dbus_daemon: str, env: dict[str, str]) -> str:
         bus_dir = self.base_dir / "bus"
         bus_dir.mkdir(mode=0o700, exist_ok=True)
+        config = self.base_dir / "session-bus.conf"
+        config.write_text(_BUS_CONFIG.format(listen=f"unix:dir={bus_dir}"))
         with self.log_path.open("ab") as log:
             self._bus = subprocess.Popen(
                 [
                     dbus_daemon,
-                    "--session",
+                    f"--config-file={config}",
                     "--nofork",
                     "--nopidfile",
                     "--print-address=1",
-                    # Overrides session.conf's <listen>: the socket lives in our temp dir.
-                    f"--address=unix:dir={bus_dir}",
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
@@ -190,6 +213,7 @@ class PrivateSecretService:
 
     def _wait_until_unlocked(self) -> None:
         import secretstorage
+        from jeepney.bus_messages import message_bus
         from jeepney.io.blocking import open_dbus_connection
 
         assert self.bus_address is not None
@@ -200,7 +224,12 @@ class PrivateSecretService:
                 raise SecretServiceError(self._failure("gnome-keyring-daemon exited"))
             try:
                 with closing(open_dbus_connection(bus=self.bus_address)) as connection:
-                    if secretstorage.check_service_availability(connection):
+                    # Ask the bus first: a call to the service before the daemon owns the name
+                    # would fail (no activation on this bus) and only add noise.
+                    reply = connection.send_and_get_reply(
+                        message_bus.NameHasOwner(_SECRETS_NAME), timeout=5
+                    )
+                    if reply.body[0]:
                         collection = secretstorage.get_default_collection(connection)
                         if not collection.is_locked():
                             return
@@ -212,7 +241,9 @@ class PrivateSecretService:
         )
 
     def _failure(self, what: str) -> str:
-        return f"private Secret Service: {what}\n--- {self.log_path}:\n{read_log_tail(self.log_path)}"
+        return (
+            f"private Secret Service: {what}\n--- {self.log_path}:\n{read_log_tail(self.log_path)}"
+        )
 
 
 def reset_keyring_backend() -> None:
@@ -226,5 +257,7 @@ def reset_keyring_backend() -> None:
 
     reset = getattr(keyring.backend.get_all_keyring, "reset", None)
     if reset is not None:
-        reset()
+        with suppress(KeyError):  # jaraco's `once` raises KeyError if it never ran
+            reset()
+    # The only way to get lazy re-detection: set_keyring() does not accept None.
     keyring.core._keyring_backend = None

@@ -88,7 +88,7 @@ def wait_for_port_closed(host: str, port: int, timeout: float = 10.0) -> None:
 
 
 def wait_for(
-    predicate: Callable[[], T],
+    predicate: Callable[[], T | None],
     timeout: float = 5.0,
     interval: float = 0.01,
     message: str = "",
@@ -109,7 +109,7 @@ def wait_for(
 
 
 async def wait_for_async(
-    predicate: Callable[[], T],
+    predicate: Callable[[], T | None],
     timeout: float = 5.0,
     interval: float = 0.01,
     message: str = "",

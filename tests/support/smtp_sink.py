@@ -108,11 +108,17 @@ class SmtpSink:
         self.port = port
         self.backlog = backlog
         self._owns_dump_dir = dump and dump_dir is None
-        self.dump_dir = Path(tempfile.mkdtemp(prefix="relaydesk-smtp-sink-")) if (
-            self._owns_dump_dir
-        ) else dump_dir
-        self._scratch = Path(tempfile.mkdtemp(prefix="relaydesk-smtp-sink-log-"))
-        self.log_path = (log_dir or self._scratch) / "smtp-sink.log"
+        self.dump_dir = dump_dir
+        if self._owns_dump_dir:
+            # Under the system temp dir, which the unprivileged user can search.
+            self.dump_dir = Path(tempfile.mkdtemp(prefix="relaydesk-smtp-sink-"))
+        if self.dump_dir is not None:
+            try:
+                self._prepare_dump_dir(self.dump_dir)
+            except BaseException:
+                if self._owns_dump_dir:
+                    shutil.rmtree(self.dump_dir, ignore_errors=True)
+                raise
 
         args: list[str] = []
         if os.geteuid() == 0:
@@ -135,10 +141,11 @@ class SmtpSink:
         if reply_timeout is not None:
             args += ["-t", str(int(reply_timeout))]
         if self.dump_dir is not None:
-            self._prepare_dump_dir(self.dump_dir)
             args += ["-d", f"{self.dump_dir}/%Y%m%d%H%M%S."]
         args += list(extra_args)
         self.args = args
+        self._scratch = Path(tempfile.mkdtemp(prefix="relaydesk-smtp-sink-log-"))
+        self.log_path = (log_dir or self._scratch) / "smtp-sink.log"
         self._process: subprocess.Popen[bytes] | None = None
 
     # -- life cycle ------------------------------------------------------------------------
@@ -235,7 +242,6 @@ class SmtpSink:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
-                start_new_session=True,  # a Ctrl-C in the terminal is for pytest, not for it
             )
         deadline = time.monotonic() + _START_TIMEOUT
         while time.monotonic() < deadline:

@@ -8,6 +8,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from email.message import EmailMessage
@@ -319,7 +320,9 @@ async def test_auth_and_starttls_are_enforced(
 @pytest.mark.asyncio
 async def test_auth_without_tls_when_allowed(scripted_smtp: ScriptedFactory) -> None:
     server = scripted_smtp(auth=("alice", "s3cret"), auth_require_tls=False)
-    await send(server, make_message("<plainauth@relaydesk.test>"), username="alice", password="s3cret")
+    await send(
+        server, make_message("<plainauth@relaydesk.test>"), username="alice", password="s3cret"
+    )
     assert server.messages[0].auth_login == "alice"
 
 
@@ -383,17 +386,24 @@ async def test_untrusted_certificate_fails_verification(
     assert starttls.messages == smtps.messages == []
 
 
-def test_ssl_cert_file_reaches_subprocesses(scripted_smtp: ScriptedFactory, test_ca: TestCA) -> None:
+def test_ssl_cert_file_reaches_subprocesses(
+    scripted_smtp: ScriptedFactory, test_ca: TestCA
+) -> None:
     server = scripted_smtp(tls_context=test_ca.server_context())
-    script = (
-        "import smtplib, ssl, sys\n"
-        "s = smtplib.SMTP('localhost', int(sys.argv[1]), local_hostname='sub.relaydesk.test')\n"
-        "s.starttls(context=ssl.create_default_context())\n"
-        "s.sendmail('a@example.test', ['b@example.test'], b'Message-ID: <sub@relaydesk.test>\\r\\n\\r\\nhi\\r\\n')\n"
-        "s.quit()\n"
+    script = textwrap.dedent(
+        """
+        import smtplib, ssl, sys
+        s = smtplib.SMTP("localhost", int(sys.argv[1]), local_hostname="sub.relaydesk.test")
+        s.starttls(context=ssl.create_default_context())
+        content = b"Message-ID: <sub@relaydesk.test>\\r\\n\\r\\nhi\\r\\n"
+        s.sendmail("a@example.test", ["b@example.test"], content)
+        s.quit()
+        """
     )
     env = {**os.environ, **test_ca.client_env()}
-    subprocess.run([sys.executable, "-c", script, str(server.port)], env=env, check=True, timeout=30)
+    subprocess.run(
+        [sys.executable, "-c", script, str(server.port)], env=env, check=True, timeout=30
+    )
     assert server.message_ids() == ["<sub@relaydesk.test>"]
     assert server.messages[0].tls
 
@@ -538,10 +548,13 @@ def test_keyring_explicit_backend_round_trip(secret_service: dict[str, str]) -> 
 
 def test_keyring_shared_with_subprocess(secret_service: dict[str, str]) -> None:
     keyring.set_password(KEYRING_SERVICE, "carol", "from-parent")
-    script = (
-        "import keyring, sys\n"
-        f"print(type(keyring.get_keyring()).__module__, keyring.get_password({KEYRING_SERVICE!r}, 'carol'))\n"
-        f"keyring.delete_password({KEYRING_SERVICE!r}, 'carol')\n"
+    script = textwrap.dedent(
+        f"""
+        import keyring
+        backend = type(keyring.get_keyring()).__module__
+        print(backend, keyring.get_password({KEYRING_SERVICE!r}, "carol"))
+        keyring.delete_password({KEYRING_SERVICE!r}, "carol")
+        """
     )
     result = subprocess.run(
         [sys.executable, "-c", script],
