@@ -17,7 +17,7 @@ from desktop_app.core.models import ProviderConfig, Security
 
 _FORBIDDEN = re.compile(r"[\r\n\x00]")
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
-_NAME = re.compile(r"^[\w][\w .@+-]{0,99}$")
+_NAME = re.compile(r"^[\w][\w .@+()-]{0,99}$")
 
 
 def check_no_line_breaks(field: str, value: str) -> str:
@@ -89,7 +89,7 @@ def validate_provider_name(value: str) -> str:
     name = value.strip()
     if not _NAME.match(name):
         raise UserInputError(
-            f"provider name {value!r} must be 1-100 letters, digits, spaces or .-_+@"
+            f"provider name {value!r} must be 1-100 letters, digits, spaces or .-_+@()"
         )
     return name
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import Boolean, and_, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.engine import Connection
 
 from desktop_app.core.models import (
@@ -81,7 +81,8 @@ class AttemptFinished:
 
 @dataclass(frozen=True, slots=True)
 class MessageTransition:
-    """The new state of a claimed message after an attempt. Every field is written."""
+    """The new state of a claimed message after an attempt. Every field is written
+    (``possible_duplicate`` is OR-ed into the row's flag)."""
 
     outbox_id: int
     state: MessageState
@@ -93,7 +94,7 @@ class MessageTransition:
     last_error: str | None = None
     defer_reason: str | None = None
     sent_at: float | None = None
-    possible_duplicate: bool = False
+    possible_duplicate: bool = False  # only ever sets the row's flag, never clears it
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,7 +298,11 @@ class OutboxRepository:
                     last_error=bindparam("b_error"),
                     defer_reason=bindparam("b_reason"),
                     sent_at=bindparam("b_sent"),
-                    possible_duplicate=bindparam("b_dup"),
+                    # Sticky: once a provider may have taken the message, a later
+                    # successful retry does not make it any less a possible duplicate.
+                    possible_duplicate=or_(
+                        OutboxRow.possible_duplicate, bindparam("b_dup", type_=Boolean)
+                    ),
                     lease_owner=bindparam("b_lease_owner"),
                     lease_expires_at=bindparam("b_lease_expires"),
                     updated_at=now,

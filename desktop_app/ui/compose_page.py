@@ -1,0 +1,94 @@
+"""The Campaigns page, as far as the core goes today: write one message and queue it.
+
+Lists, templates and scheduling come with the campaigns issue; queuing a message to a few
+recipients is what the core already does (the same path as ``relaydesk send``).
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal, Slot
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import (
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_app.core.compose import build_message
+from desktop_app.core.errors import UserInputError
+from desktop_app.core.workspace import Workspace
+from desktop_app.ui.bridge import CoreBridge
+from desktop_app.ui.provider_dialog import labelled
+
+
+class ComposePage(QWidget):
+    """From, To, Subject, text; "Queue message" stores it in the outbox.
+
+    Signals:
+        message_queued(): a message went into the outbox.
+    """
+
+    message_queued = Signal()
+
+    def __init__(self, workspace: Workspace, bridge: CoreBridge, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._workspace = workspace
+        self._bridge = bridge
+        self.from_field = labelled(QLineEdit(), "From")
+        self.recipients = labelled(QLineEdit(), "To")
+        self.recipients.setPlaceholderText("one or more addresses, separated by commas")
+        self.subject = labelled(QLineEdit(), "Subject")
+        self.body = labelled(QPlainTextEdit(), "Message")
+        self.queue_button = labelled(QPushButton("Queue message"), "Queue message")
+        self.queue_button.setShortcut(QKeySequence("Ctrl+Return"))
+        self.queue_button.clicked.connect(self.queue_message)
+        self.status = QLabel()
+        self.status.setObjectName("compose_status")
+        self.status.setAccessibleName("Compose status")
+        form = QFormLayout()
+        for text, widget in (
+            ("&From", self.from_field),
+            ("&To", self.recipients),
+            ("&Subject", self.subject),
+            ("&Message", self.body),
+        ):
+            label = QLabel(text)
+            label.setBuddy(widget)
+            form.addRow(label, widget)
+        layout = QVBoxLayout(self)
+        layout.addWidget(
+            QLabel(
+                "Campaigns with lists and templates are on their way; meanwhile, queue a message:"
+            )
+        )
+        layout.addLayout(form)
+        layout.addWidget(self.queue_button)
+        layout.addWidget(self.status)
+
+    @Slot()
+    def queue_message(self) -> None:
+        try:
+            message = build_message(
+                sender=self.from_field.text(),
+                recipients=[r.strip() for r in self.recipients.text().split(",") if r.strip()],
+                subject=self.subject.text(),
+                text=self.body.toPlainText(),
+            )
+        except UserInputError as exc:
+            self.status.setText(f"Not queued: {exc}")
+            return
+
+        def done(_ids: object) -> None:
+            self.status.setText(f"Queued {message.message_id}")
+            self.message_queued.emit()
+
+        self._bridge.call(
+            self._workspace.queue,
+            [message],
+            on_success=done,
+            on_error=lambda exc: self.status.setText(f"Not queued: {exc}"),
+        )

@@ -1,0 +1,326 @@
+"""The main window: navigation, sending control, offline banner, tray and close behaviour."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSettings, QTimer, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QMainWindow,
+    QMessageBox,
+    QStackedWidget,
+    QSystemTrayIcon,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_app.core.events import (
+    EngineStatusChanged,
+    FailoverHappened,
+    ProviderStateChanged,
+)
+from desktop_app.core.models import OutboxCounts, ProviderState
+from desktop_app.core.workspace import Workspace
+from desktop_app.ui.bridge import CoreBridge
+from desktop_app.ui.compose_page import ComposePage
+from desktop_app.ui.dashboard_page import DashboardPage
+from desktop_app.ui.delivery_controller import DeliveryController
+from desktop_app.ui.network_watch import NetworkWatch
+from desktop_app.ui.outbox_page import OutboxPage
+from desktop_app.ui.providers_page import ProvidersPage
+from desktop_app.ui.tray import Tray, overall_health
+
+PAGES = ("Dashboard", "Campaigns", "Outbox", "Providers")
+REFRESH_MS = 1000
+
+
+class MainWindow(QMainWindow):
+    """Dashboard, Campaigns, Outbox and Providers pages around one delivery engine."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        bridge: CoreBridge,
+        controller: DeliveryController,
+        *,
+        demo: bool = False,
+        settings: QSettings | None = None,
+    ) -> None:
+        super().__init__()
+        self._workspace = workspace
+        self._bridge = bridge
+        self._controller = controller
+        self._settings = settings or QSettings()
+        self._demo = demo
+        self._counts = OutboxCounts()
+        self._provider_states: dict[str, ProviderState] = {}
+        self._quitting = False
+        self._refresh_pending = False
+        title = "Relaydesk"
+        if demo:
+            title += " — DEMO (local test providers, throwaway data)"
+        self.setWindowTitle(title)
+
+        self.dashboard = DashboardPage(bridge)
+        self.compose = ComposePage(workspace, bridge)
+        self.outbox = OutboxPage(workspace, bridge)
+        self.providers = ProvidersPage(workspace, bridge)
+        self.pages = QStackedWidget()
+        self.navigation = QListWidget()
+        self.navigation.setAccessibleName("Navigation")
+        self.navigation.setMaximumWidth(170)
+        for name, page in zip(
+            PAGES, (self.dashboard, self.compose, self.outbox, self.providers), strict=True
+        ):
+            self.navigation.addItem(name)
+            self.pages.addWidget(page)
+        self.navigation.currentRowChanged.connect(self.pages.setCurrentIndex)
+
+        self.banner = QLabel()
+        self.banner.setObjectName("banner")
+        self.banner.setAccessibleName("Status banner")
+        self.banner.setWordWrap(True)
+        self.banner.setVisible(False)
+        self.banner.setStyleSheet("padding: 6px; background: palette(alternate-base);")
+        self.demo_banner = QLabel(
+            "Demo mode: three local SMTP servers stand in for providers (one healthy, one slow, "
+            "one that fails now and then). Nothing leaves this computer."
+        )
+        self.demo_banner.setObjectName("demo_banner")
+        self.demo_banner.setWordWrap(True)
+        self.demo_banner.setVisible(demo)
+        self.demo_banner.setStyleSheet(
+            "padding: 6px; background: palette(highlight); color: palette(highlighted-text);"
+        )
+
+        body = QHBoxLayout()
+        body.addWidget(self.navigation)
+        body.addWidget(self.pages, 1)
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.addWidget(self.demo_banner)
+        column.addWidget(self.banner)
+        column.addLayout(body, 1)
+        self.setCentralWidget(central)
+
+        self.send_action = QAction("Pause sending", self)
+        self.send_action.setShortcut(QKeySequence("Ctrl+P"))
+        self.send_action.triggered.connect(self.toggle_sending)
+        toolbar = QToolBar("Sending")
+        toolbar.setObjectName("sending_toolbar")
+        toolbar.addAction(self.send_action)
+        self.addToolBar(toolbar)
+        for number, name in enumerate(PAGES, start=1):
+            action = QAction(name, self)
+            action.setShortcut(QKeySequence(f"Ctrl+{number}"))
+            action.triggered.connect(
+                lambda _checked=False, row=number - 1: self.navigation.setCurrentRow(row)
+            )
+            self.addAction(action)
+        quit_action = QAction("Quit", self)
+        quit_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Quit))
+        quit_action.triggered.connect(self.quit)
+        self.addAction(quit_action)
+
+        self.engine_label = QLabel("Stopped")
+        self.engine_label.setAccessibleName("Sending state")
+        self.statusBar().addPermanentWidget(self.engine_label)
+
+        self.tray = Tray(self)
+        if QSystemTrayIcon.isSystemTrayAvailable():
+            self.tray.show()
+        self.network = NetworkWatch(self)
+        self.network.changed.connect(self._update_health)
+
+        bridge.provider_state_changed.connect(self._on_bridge_provider_state_changed)
+        bridge.failover_happened.connect(self._on_bridge_failover_happened)
+        bridge.engine_status_changed.connect(self._on_bridge_engine_status_changed)
+        controller.state_changed.connect(self._on_controller_state_changed)
+        controller.failed.connect(self.show_problem)
+        self.providers.providers_changed.connect(self._on_providers_changed)
+        self.compose.message_queued.connect(controller.wake)
+        self.outbox.outbox_changed.connect(controller.wake)
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(REFRESH_MS)
+        self._timer.timeout.connect(self.refresh)
+        self._timer.start()
+        self.navigation.setCurrentRow(int(str(self._settings.value("window/page", 0))))
+        self._restore_geometry()
+        self.refresh()
+
+    # -- periodic refresh ------------------------------------------------------------------
+
+    @Slot()
+    def refresh(self) -> None:
+        """Counts come from the database on the loop thread, never on this one."""
+        if self._refresh_pending:
+            return
+        self._refresh_pending = True
+        self._bridge.call(
+            self._workspace.outbox_counts,
+            on_success=self._show_counts,
+            on_error=self._on_refresh_error,
+        )
+
+    def _show_counts(self, counts: OutboxCounts) -> None:
+        self._refresh_pending = False
+        drained = self._counts.waiting > 0 and counts.waiting == 0
+        self._counts = counts
+        self.dashboard.show_counts(counts)
+        self.dashboard.show_providers(self.providers.model.names())
+        self.outbox.update_summary()
+        if drained:
+            self.tray.on_drained()
+        self._update_health()
+
+    def _on_refresh_error(self, error: BaseException) -> None:
+        self._refresh_pending = False
+        self.show_problem(str(error))
+
+    def _update_health(self) -> None:
+        states = {
+            name: self._provider_states.get(name, ProviderState.UNKNOWN)
+            for name in self.providers.model.names()
+        }
+        for row in range(self.providers.model.rowCount()):
+            provider = self.providers.model.provider_at(row)
+            if not provider.enabled:
+                states[provider.name] = ProviderState.DISABLED
+        offline = not self.network.online
+        all_down = bool(states) and all(
+            s in (ProviderState.DOWN, ProviderState.DISABLED) for s in states.values()
+        )
+        health = overall_health(states, paused=self._controller.state == "paused", offline=offline)
+        waiting = self._counts.waiting
+        if offline:
+            self._show_banner(
+                f"Offline: {waiting:,} messages wait in the outbox and go out when the "
+                "network returns."
+            )
+        elif all_down and waiting:
+            self._show_banner(
+                f"All providers are unreachable: {waiting:,} messages wait in the outbox and go "
+                "out as soon as one comes back."
+            )
+        elif not states:
+            self._show_banner("No providers yet: add one on the Providers page (Ctrl+4).")
+        else:
+            self._show_banner("")
+        self.tray.set_health(health, f"{health.value}, {waiting:,} waiting")
+
+    def _show_banner(self, text: str) -> None:
+        if text and self.banner.property("problem"):
+            return  # a problem the user must read stays until they act
+        self.banner.setText(text)
+        self.banner.setVisible(bool(text))
+
+    @Slot(str)
+    def show_problem(self, text: str) -> None:
+        """A clear message in the window; the app keeps running."""
+        self.banner.setProperty("problem", True)
+        self.banner.setText(text)
+        self.banner.setVisible(True)
+        self.statusBar().showMessage(text, 15000)
+        QTimer.singleShot(15000, lambda: self.banner.setProperty("problem", False))
+
+    # -- sending control -------------------------------------------------------------------
+
+    @Slot()
+    def toggle_sending(self) -> None:
+        if self._controller.state == "sending":
+            self._controller.pause()
+        else:
+            self._controller.start()
+
+    @Slot(str)
+    def _on_controller_state_changed(self, state: str) -> None:
+        self.send_action.setText("Pause sending" if state == "sending" else "Start sending")
+        self.engine_label.setText(
+            {
+                "sending": "Sending",
+                "paused": "Paused",
+                "stopped": "Stopped",
+                "watching": "Watching (another Relaydesk is sending)",
+            }[state]
+        )
+        self._update_health()
+
+    @Slot()
+    def _on_providers_changed(self) -> None:
+        self._controller.reload_providers()
+        self._update_health()
+
+    @Slot(object)
+    def _on_bridge_provider_state_changed(self, event: ProviderStateChanged) -> None:
+        previous = self._provider_states.get(event.provider_name)
+        self._provider_states[event.provider_name] = event.state
+        self.tray.on_provider_state(event, previous)
+        self._update_health()
+
+    @Slot(object)
+    def _on_bridge_failover_happened(self, event: FailoverHappened) -> None:
+        self.tray.on_failover(event)
+
+    @Slot(object)
+    def _on_bridge_engine_status_changed(self, event: EngineStatusChanged) -> None:
+        self.statusBar().showMessage(f"Engine {event.detail}", 5000)
+
+    # -- window life -----------------------------------------------------------------------
+
+    def _restore_geometry(self) -> None:
+        geometry = self._settings.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1100, 700)
+        state = self._settings.value("window/state")
+        if state is not None:
+            self.restoreState(state)
+
+    def _save_geometry(self) -> None:
+        self._settings.setValue("window/geometry", self.saveGeometry())
+        self._settings.setValue("window/state", self.saveState())
+        self._settings.setValue("window/page", self.navigation.currentRow())
+        self._settings.sync()
+
+    def quit(self) -> None:
+        self._quitting = True
+        self.close()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self._save_geometry()
+        pending = self._counts.waiting
+        sending = self._controller.state == "sending"
+        if not self._quitting and pending and sending and self.tray.isVisible():
+            box = QMessageBox(
+                QMessageBox.Icon.Question,
+                "Mail is still being sent",
+                f"{pending:,} messages are still waiting. Keep sending in the tray, or quit? "
+                "Quitting loses nothing: the outbox resumes on the next start.",
+                parent=self,
+            )
+            keep = box.addButton("Keep sending in the tray", QMessageBox.ButtonRole.AcceptRole)
+            quit_button = box.addButton("Quit", QMessageBox.ButtonRole.DestructiveRole)
+            box.addButton(QMessageBox.StandardButton.Cancel)
+            box.exec()
+            clicked = box.clickedButton()
+            if clicked is keep:
+                event.ignore()
+                self.hide()
+                self.tray.notify("Still sending", "Relaydesk keeps sending from the tray")
+                return
+            if clicked is not quit_button:
+                event.ignore()
+                return
+        self._timer.stop()
+        self._controller.stop()
+        self.tray.hide()
+        event.accept()
+        app = QApplication.instance()
+        if app is not None:
+            app.quit()

@@ -1,0 +1,144 @@
+"""The Outbox page: every message, filtered by state and text; retry or cancel a selection."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QTimer, Signal, Slot
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_app.core.events import MessageStateChanged
+from desktop_app.core.models import MessageState
+from desktop_app.core.storage.outbox_views import OutboxFilter, OutboxViews
+from desktop_app.core.workspace import Workspace
+from desktop_app.ui.bridge import CoreBridge
+from desktop_app.ui.outbox_model import OutboxModel
+from desktop_app.ui.provider_dialog import labelled
+
+
+class OutboxPage(QWidget):
+    """A live, lazily loaded view of the outbox.
+
+    Signals:
+        outbox_changed(): the user retried or cancelled messages (the engine looks again).
+    """
+
+    outbox_changed = Signal()
+
+    def __init__(self, workspace: Workspace, bridge: CoreBridge, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._workspace = workspace
+        self._bridge = bridge
+        self.model = OutboxModel(OutboxViews(workspace.database), self)
+        bridge.message_state_changed.connect(self._on_bridge_message_state_changed)
+
+        self.state_filter = labelled(QComboBox(), "State")
+        self.state_filter.addItem("All states", None)
+        for state in MessageState:
+            self.state_filter.addItem(state.value.capitalize(), state)
+        self.search = labelled(QLineEdit(), "Search")
+        self.search.setPlaceholderText("Search recipient, subject or Message-ID")
+        self.search.setClearButtonEnabled(True)
+        # Typing fires once the user pauses, not on every keystroke.
+        self._search_timer = QTimer(self, singleShot=True, interval=250)
+        self._search_timer.timeout.connect(self._apply_filter)
+        self.search.textChanged.connect(self._search_timer.start)
+        self.state_filter.currentIndexChanged.connect(self._apply_filter)
+
+        self.retry_button = labelled(QPushButton("Retry now"), "Retry now")
+        self.retry_button.setShortcut(QKeySequence("Ctrl+R"))
+        self.cancel_button = labelled(QPushButton("Cancel messages"), "Cancel messages")
+        self.cancel_button.setShortcut(QKeySequence("Ctrl+Shift+X"))
+        self.refresh_button = labelled(QPushButton("Refresh"), "Refresh")
+        self.refresh_button.setShortcut(QKeySequence(QKeySequence.StandardKey.Refresh))
+        self.retry_button.clicked.connect(self.retry_selected)
+        self.cancel_button.clicked.connect(self.cancel_selected)
+        self.refresh_button.clicked.connect(self.model.refresh)
+
+        self.table = QTableView()
+        self.table.setAccessibleName("Outbox")
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.verticalHeader().setVisible(False)
+        # Fixed row heights: the view never measures 100,000 rows.
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
+        self.table.setWordWrap(False)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        for column, width in enumerate((110, 220, 240, 110, 70, 260)):
+            self.table.setColumnWidth(column, width)
+        self.table.selectionModel().selectionChanged.connect(self._update_buttons)
+
+        self.summary = QLabel()
+        self.summary.setObjectName("outbox_summary")
+        self.summary.setAccessibleName("Outbox summary")
+
+        state_label = QLabel("&State")
+        state_label.setBuddy(self.state_filter)
+        top = QHBoxLayout()
+        top.addWidget(state_label)
+        top.addWidget(self.state_filter)
+        top.addWidget(self.search, 1)
+        top.addWidget(self.retry_button)
+        top.addWidget(self.cancel_button)
+        top.addWidget(self.refresh_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.summary)
+        self._update_buttons()
+        self.update_summary()
+
+    def _apply_filter(self) -> None:
+        state = self.state_filter.currentData()
+        self.model.set_filter(
+            OutboxFilter(states=(state,) if state else (), text=self.search.text())
+        )
+        self.update_summary()
+
+    def update_summary(self) -> None:
+        self.summary.setText(f"{self.model.total():,} messages match")
+
+    def selected_ids(self) -> list[int]:
+        rows = self.table.selectionModel().selectedRows()
+        return [self.model.entry_at(index.row()).outbox_id for index in rows]
+
+    def _update_buttons(self, *_args: object) -> None:
+        has_selection = bool(self.table.selectionModel().selectedRows())
+        self.retry_button.setEnabled(has_selection)
+        self.cancel_button.setEnabled(has_selection)
+
+    @Slot()
+    def retry_selected(self) -> None:
+        ids = self.selected_ids()
+        if ids:
+            self._bridge.call(self._workspace.outbox.retry_now, ids, on_success=self._after_change)
+
+    @Slot()
+    def cancel_selected(self) -> None:
+        ids = self.selected_ids()
+        if ids:
+            self._bridge.call(self._workspace.outbox.cancel, ids, on_success=self._after_change)
+
+    def _after_change(self, _count: object) -> None:
+        for outbox_id in self.selected_ids():
+            self.model.note_changed(
+                MessageStateChanged(outbox_id=outbox_id, message_id="", state=MessageState.QUEUED)
+            )
+        self.update_summary()
+        self.outbox_changed.emit()
+
+    @Slot(object)
+    def _on_bridge_message_state_changed(self, event: MessageStateChanged) -> None:
+        self.model.note_changed(event)

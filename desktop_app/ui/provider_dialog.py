@@ -1,0 +1,272 @@
+"""Add or edit one provider, with validation as the user types and a real connection test."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+from typing import TypeVar
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_app.core.errors import UserInputError
+from desktop_app.core.health.probe import ProbeResult, probe_provider
+from desktop_app.core.models import ProviderConfig, RateLimits, Security
+from desktop_app.core.validation import validate_provider_config
+from desktop_app.ui.bridge import CoreBridge
+
+_DEFAULT_PORTS = {Security.TLS: 465, Security.STARTTLS: 587, Security.NONE: 25}
+
+
+_W = TypeVar("_W", bound=QWidget)
+
+
+def labelled(widget: _W, label: str) -> _W:
+    """Give ``widget`` the accessible name a screen reader should say: its visible label."""
+    widget.setAccessibleName(label)
+    widget.setObjectName(label.lower().replace(" ", "_").replace("/", "_"))
+    return widget
+
+
+class ProviderDialog(QDialog):
+    """The provider form. ``result_config()`` and ``result_password()`` after ``accept()``."""
+
+    def __init__(
+        self,
+        bridge: CoreBridge,
+        existing_names: list[str],
+        provider: ProviderConfig | None = None,
+        parent: QWidget | None = None,
+        *,
+        stored_password: Callable[[], str | None] | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._bridge = bridge
+        self._stored_password = stored_password
+        self._original = provider
+        self._taken = {n.lower() for n in existing_names} - (
+            {provider.name.lower()} if provider else set()
+        )
+        self.setWindowTitle("Edit provider" if provider else "Add provider")
+        self.setAccessibleName(self.windowTitle())
+        self.setMinimumWidth(480)
+        self._validated: ProviderConfig | None = None
+
+        self.name = labelled(QLineEdit(), "Name")
+        self.host = labelled(QLineEdit(), "Host")
+        self.port = labelled(QSpinBox(), "Port")
+        self.port.setRange(1, 65535)
+        self.port.setValue(587)
+        self.security = labelled(QComboBox(), "Security")
+        for value, text in (
+            (Security.STARTTLS, "STARTTLS (required)"),
+            (Security.TLS, "TLS (implicit)"),
+            (Security.NONE, "None (loopback only)"),
+        ):
+            self.security.addItem(text, value)
+        self.username = labelled(QLineEdit(), "Username")
+        self.password = labelled(QLineEdit(), "Password")
+        self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.password.setPlaceholderText(
+            "unchanged (stored in the OS keyring)" if provider else "stored in the OS keyring"
+        )
+        self.priority = labelled(QSpinBox(), "Priority")
+        self.priority.setRange(0, 999)
+        self.weight = labelled(QSpinBox(), "Weight")
+        self.weight.setRange(1, 1000)
+        self.max_connections = labelled(QSpinBox(), "Max connections")
+        self.max_connections.setRange(1, 100)
+        self.max_connections.setValue(2)
+        self.rates: dict[str, QSpinBox] = {}
+        for key, label in (
+            ("per_second", "Rate per second"),
+            ("per_minute", "Rate per minute"),
+            ("per_hour", "Rate per hour"),
+            ("per_day", "Rate per day"),
+        ):
+            box = labelled(QSpinBox(), label)
+            box.setRange(0, 10_000_000)
+            box.setSpecialValueText("no limit")
+            self.rates[key] = box
+        self.sender_domains = labelled(QLineEdit(), "Sender domains")
+        self.sender_domains.setPlaceholderText("example.com, example.org (empty: any)")
+
+        form = QFormLayout()
+        for label, widget in (
+            ("Name", self.name),
+            ("Host", self.host),
+            ("Port", self.port),
+            ("Security", self.security),
+            ("Username", self.username),
+            ("Password", self.password),
+            ("Priority", self.priority),
+            ("Weight", self.weight),
+            ("Max connections", self.max_connections),
+            *((box.accessibleName(), box) for box in self.rates.values()),
+            ("Sender domains", self.sender_domains),
+        ):
+            caption = QLabel(f"&{label}")
+            caption.setBuddy(widget)
+            form.addRow(caption, widget)
+
+        self.error = QLabel()
+        self.error.setObjectName("validation_error")
+        self.error.setAccessibleName("Validation message")
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color: palette(highlight);")
+        self.test_button = labelled(QPushButton("Test connection"), "Test connection")
+        self.test_result = QLabel()
+        self.test_result.setObjectName("test_result")
+        self.test_result.setAccessibleName("Test result")
+        self.test_result.setWordWrap(True)
+        self.test_result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        test_row = QHBoxLayout()
+        test_row.addWidget(self.test_button)
+        test_row.addWidget(self.test_result, 1)
+
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
+        save = self.buttons.button(QDialogButtonBox.StandardButton.Save)
+        save.setAccessibleName("Save")
+        cancel = self.buttons.button(QDialogButtonBox.StandardButton.Cancel)
+        cancel.setAccessibleName("Cancel")
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.error)
+        layout.addLayout(test_row)
+        layout.addWidget(self.buttons)
+
+        if provider is not None:
+            self._fill(provider)
+        self.security.currentIndexChanged.connect(self._on_security_changed)
+        for line in (self.name, self.host, self.username, self.password, self.sender_domains):
+            line.textChanged.connect(self._revalidate)
+        for spin in (
+            self.port,
+            self.priority,
+            self.weight,
+            self.max_connections,
+            *self.rates.values(),
+        ):
+            spin.valueChanged.connect(self._revalidate)
+        self.security.currentIndexChanged.connect(self._revalidate)
+        self.test_button.clicked.connect(self._on_test_clicked)
+        self._revalidate()
+
+    def _fill(self, provider: ProviderConfig) -> None:
+        self.name.setText(provider.name)
+        self.host.setText(provider.host)
+        self.security.setCurrentIndex(self.security.findData(provider.security))
+        self.port.setValue(provider.port)
+        self.username.setText(provider.username or "")
+        self.priority.setValue(provider.priority)
+        self.weight.setValue(provider.weight)
+        self.max_connections.setValue(provider.max_connections)
+        for key, box in self.rates.items():
+            box.setValue(getattr(provider.rate_limits, key) or 0)
+        self.sender_domains.setText(", ".join(provider.sender_domains))
+
+    def _on_security_changed(self) -> None:
+        # Follow the conventional port while the user has not typed another one.
+        if self.port.value() in _DEFAULT_PORTS.values():
+            self.port.setValue(_DEFAULT_PORTS[self.security.currentData()])
+
+    def _candidate(self) -> ProviderConfig:
+        rates = {key: (box.value() or None) for key, box in self.rates.items()}
+        domains = tuple(d.strip() for d in self.sender_domains.text().split(",") if d.strip())
+        base = self._original or ProviderConfig(name="", host="", port=1, security=Security.NONE)
+        return dataclasses.replace(
+            base,
+            name=self.name.text(),
+            host=self.host.text(),
+            port=self.port.value(),
+            security=self.security.currentData(),
+            username=self.username.text().strip() or None,
+            priority=self.priority.value(),
+            weight=self.weight.value(),
+            max_connections=self.max_connections.value(),
+            rate_limits=RateLimits(**rates),
+            sender_domains=domains,
+        )
+
+    def _revalidate(self) -> None:
+        """Check the form on every keystroke; Save is enabled only for a valid provider."""
+        message = ""
+        self._validated = None
+        try:
+            if not self.name.text().strip():
+                raise UserInputError("a name is required")
+            if not self.host.text().strip():
+                raise UserInputError("a host is required")
+            config = validate_provider_config(self._candidate())
+            if config.name.lower() in self._taken:
+                raise UserInputError(f"a provider named {config.name!r} already exists")
+            if self.password.text() and not config.username:
+                raise UserInputError("a password needs a username")
+            self._validated = config
+        except UserInputError as exc:
+            message = str(exc)
+        self.error.setText(message)
+        self.buttons.button(QDialogButtonBox.StandardButton.Save).setEnabled(
+            self._validated is not None
+        )
+        self.test_button.setEnabled(self._validated is not None)
+
+    def _on_test_clicked(self) -> None:
+        if self._validated is None:
+            return
+        self.test_button.setEnabled(False)
+        self.test_result.setText("Testing…")
+        typed = self.password.text() or None
+        config = self._validated
+        lookup = self._stored_password
+
+        async def probe() -> ProbeResult:
+            # An edited provider with the password left blank tests with the stored one
+            # (read from the keyring here, on the loop thread: it may block).
+            password = typed
+            if password is None and lookup is not None and config.username:
+                password = await asyncio.to_thread(lookup)
+            return await probe_provider(config, password, timeout=15.0)
+
+        self._bridge.run(
+            probe(),
+            on_success=self._on_test_finished,
+            on_error=lambda exc: self._on_test_finished(None, exc),
+        )
+
+    def _on_test_finished(
+        self, result: ProbeResult | None, error: BaseException | None = None
+    ) -> None:
+        self.test_button.setEnabled(self._validated is not None)
+        if result is None:
+            self.test_result.setText(f"Test failed: {error}")
+        elif result.ok:
+            self.test_result.setText(f"Connected in {result.latency_ms:.0f} ms")
+        else:
+            phase = result.failed_phase.value if result.failed_phase else "connect"
+            self.test_result.setText(f"Failed at {phase}: {result.detail}")
+
+    def result_config(self) -> ProviderConfig:
+        assert self._validated is not None
+        return self._validated
+
+    def result_password(self) -> str | None:
+        return self.password.text() or None

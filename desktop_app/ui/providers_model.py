@@ -1,0 +1,185 @@
+"""The providers table: priority order, live state, drag and drop to reorder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QByteArray,
+    QMimeData,
+    QModelIndex,
+    QPersistentModelIndex,
+    Qt,
+    Signal,
+)
+
+from desktop_app.core.events import ProviderStateChanged
+from desktop_app.core.models import BreakerState, ProviderConfig, ProviderState
+
+_MIME = "application/x-relaydesk-provider-row"
+_Index = QModelIndex | QPersistentModelIndex
+
+COLUMNS = (
+    "Name",
+    "State",
+    "Host",
+    "Port",
+    "Security",
+    "Priority",
+    "Weight",
+    "Connections",
+    "Limits",
+)
+
+
+def state_label(provider: ProviderConfig, event: ProviderStateChanged | None) -> str:
+    """What a person reads in the State column."""
+    if not provider.enabled:
+        return ProviderState.DISABLED.value
+    if event is None:
+        return ProviderState.UNKNOWN.value
+    if event.breaker is BreakerState.OPEN:
+        return "breaker open"
+    if event.breaker is BreakerState.HALF_OPEN:
+        return "recovering"
+    return event.state.value
+
+
+def limits_label(provider: ProviderConfig) -> str:
+    limits = provider.rate_limits
+    parts = [
+        f"{value}/{unit}"
+        for value, unit in (
+            (limits.per_second, "s"),
+            (limits.per_minute, "min"),
+            (limits.per_hour, "h"),
+            (limits.per_day, "day"),
+        )
+        if value is not None
+    ]
+    return ", ".join(parts) or "none"
+
+
+class ProvidersModel(QAbstractTableModel):
+    """Providers, most preferred first.
+
+    Signals:
+        order_changed(list[str]): the user dragged a row; names in the new order.
+    """
+
+    order_changed = Signal(list)
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._providers: list[ProviderConfig] = []
+        self._states: dict[str, ProviderStateChanged] = {}
+
+    # -- data ------------------------------------------------------------------------------
+
+    def set_providers(self, providers: list[ProviderConfig]) -> None:
+        self.beginResetModel()
+        self._providers = sorted(providers, key=lambda p: (p.priority, p.name))
+        self.endResetModel()
+
+    def provider_at(self, row: int) -> ProviderConfig:
+        return self._providers[row]
+
+    def names(self) -> list[str]:
+        return [p.name for p in self._providers]
+
+    def row_of(self, name: str) -> int:
+        return self.names().index(name)
+
+    def apply_state(self, event: ProviderStateChanged) -> None:
+        self._states[event.provider_name] = event
+        if event.provider_name in self.names():
+            row = self.row_of(event.provider_name)
+            self.dataChanged.emit(self.index(row, 1), self.index(row, 1))
+
+    def state_of(self, name: str) -> ProviderStateChanged | None:
+        return self._states.get(name)
+
+    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._providers)
+
+    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(
+        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return COLUMNS[section]
+        return None
+
+    def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._providers):
+            return None
+        provider = self._providers[index.row()]
+        if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
+            column = index.column()
+            values = (
+                provider.name,
+                state_label(provider, self._states.get(provider.name)),
+                provider.host,
+                provider.port,
+                provider.security.value,
+                provider.priority,
+                provider.weight,
+                provider.max_connections,
+                limits_label(provider),
+            )
+            return values[column]
+        if role == Qt.ItemDataRole.ToolTipRole and index.column() == 1:
+            event = self._states.get(provider.name)
+            return event.detail if event else "not tried yet"
+        return None
+
+    # -- drag and drop ---------------------------------------------------------------------
+
+    def flags(self, index: _Index) -> Qt.ItemFlag:
+        base = super().flags(index)
+        if index.isValid():
+            return base | Qt.ItemFlag.ItemIsDragEnabled
+        return base | Qt.ItemFlag.ItemIsDropEnabled
+
+    def supportedDropActions(self) -> Qt.DropAction:
+        return Qt.DropAction.MoveAction
+
+    def mimeTypes(self) -> list[str]:
+        return [_MIME]
+
+    def mimeData(self, indexes: list[QModelIndex]) -> QMimeData:  # type: ignore[override]
+        mime = QMimeData()
+        rows = sorted({index.row() for index in indexes if index.isValid()})
+        if rows:
+            mime.setData(_MIME, QByteArray(str(rows[0]).encode()))
+        return mime
+
+    def dropMimeData(
+        self,
+        data: QMimeData,
+        action: Qt.DropAction,
+        row: int,
+        _column: int,
+        parent: _Index,
+    ) -> bool:
+        if action != Qt.DropAction.MoveAction or not data.hasFormat(_MIME):
+            return False
+        source = int(bytes(data.data(_MIME).data()).decode())
+        target = row if row != -1 else (parent.row() if parent.isValid() else self.rowCount())
+        return self.move(source, target)
+
+    def move(self, source: int, target: int) -> bool:
+        """Move row ``source`` to sit before row ``target``; announces the new order."""
+        if not 0 <= source < len(self._providers) or target in (source, source + 1):
+            return False
+        target = max(0, min(target, len(self._providers)))
+        if not self.beginMoveRows(QModelIndex(), source, source, QModelIndex(), target):
+            return False
+        provider = self._providers.pop(source)
+        self._providers.insert(target - 1 if target > source else target, provider)
+        self.endMoveRows()
+        self.order_changed.emit(self.names())
+        return True

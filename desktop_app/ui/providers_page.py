@@ -1,0 +1,269 @@
+"""The Providers page: the list in priority order and what a person can do with it."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from desktop_app.core.events import ProviderStateChanged
+from desktop_app.core.health.probe import ProbeResult
+from desktop_app.core.models import ProviderConfig
+from desktop_app.core.workspace import Workspace
+from desktop_app.ui.bridge import CoreBridge
+from desktop_app.ui.provider_dialog import ProviderDialog, labelled
+from desktop_app.ui.providers_model import ProvidersModel
+
+
+class ProvidersPage(QWidget):
+    """Add, edit, reorder, enable/disable, delete and test providers.
+
+    Signals:
+        providers_changed(): the stored providers changed (the engine reloads them).
+    """
+
+    providers_changed = Signal()
+
+    def __init__(self, workspace: Workspace, bridge: CoreBridge, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._workspace = workspace
+        self._bridge = bridge
+        self.model = ProvidersModel(self)
+        self.model.order_changed.connect(self._on_model_order_changed)
+        bridge.provider_state_changed.connect(self._on_bridge_provider_state_changed)
+
+        self.table = QTableView()
+        self.table.setAccessibleName("Providers")
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
+        self.table.setDragEnabled(True)
+        self.table.setAcceptDrops(True)
+        self.table.setDropIndicatorShown(True)
+        self.table.setDefaultDropAction(Qt.DropAction.MoveAction)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.doubleClicked.connect(lambda _index: self.edit_selected())
+
+        def button(text: str, shortcut: str | QKeySequence.StandardKey | None) -> QPushButton:
+            widget = QPushButton(text)
+            labelled(widget, text)
+            if shortcut is not None:
+                widget.setShortcut(QKeySequence(shortcut))
+                widget.setToolTip(f"{text} ({QKeySequence(shortcut).toString()})")
+            return widget
+
+        self.add_button = button("Add provider", "Ctrl+N")
+        self.edit_button = button("Edit", "Ctrl+E")
+        self.up_button = button("Move up", "Ctrl+Up")
+        self.down_button = button("Move down", "Ctrl+Down")
+        self.toggle_button = button("Disable", "Ctrl+D")
+        self.delete_button = button("Delete", QKeySequence.StandardKey.Delete)
+        self.test_button = button("Test connection", "Ctrl+T")
+        self.add_button.clicked.connect(self.add_provider)
+        self.edit_button.clicked.connect(self.edit_selected)
+        self.up_button.clicked.connect(lambda: self.move_selected(-1))
+        self.down_button.clicked.connect(lambda: self.move_selected(+1))
+        self.toggle_button.clicked.connect(self.toggle_selected)
+        self.delete_button.clicked.connect(self.delete_selected)
+        self.test_button.clicked.connect(self.test_selected)
+
+        self.status = QLabel()
+        self.status.setObjectName("provider_status")
+        self.status.setAccessibleName("Provider status")
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        buttons = QHBoxLayout()
+        for widget in (
+            self.add_button,
+            self.edit_button,
+            self.up_button,
+            self.down_button,
+            self.toggle_button,
+            self.delete_button,
+            self.test_button,
+        ):
+            buttons.addWidget(widget)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(buttons)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.status)
+        self.table.selectionModel().selectionChanged.connect(self._update_buttons)
+        self.reload()
+
+    # -- state -----------------------------------------------------------------------------
+
+    def reload(self, select: str | None = None) -> None:
+        current = self.selected()
+        selected = select or (current.name if current else None)
+        self.model.set_providers(self._workspace.list_providers())
+        if selected and selected in self.model.names():
+            self.table.selectRow(self.model.row_of(selected))
+        self._update_buttons()
+
+    def selected(self) -> ProviderConfig | None:
+        rows = self.table.selectionModel().selectedRows() if self.table.selectionModel() else []
+        return self.model.provider_at(rows[0].row()) if rows else None
+
+    def _update_buttons(self, *_args: Any) -> None:
+        provider = self.selected()
+        for widget in (self.edit_button, self.toggle_button, self.delete_button, self.test_button):
+            widget.setEnabled(provider is not None)
+        row = self.model.row_of(provider.name) if provider else -1
+        self.up_button.setEnabled(provider is not None and row > 0)
+        self.down_button.setEnabled(provider is not None and row < self.model.rowCount() - 1)
+        self.toggle_button.setText("Enable" if provider and not provider.enabled else "Disable")
+        self.toggle_button.setAccessibleName(self.toggle_button.text())
+
+    def _report(self, text: str) -> None:
+        self.status.setText(text)
+
+    def _run(self, function: Any, *args: Any, done: str, select: str | None = None) -> None:
+        """Change providers off the GUI thread (keyring and SQLite block), then refresh."""
+
+        def on_success(_result: Any) -> None:
+            self._report(done)
+            self.reload(select)
+            self.providers_changed.emit()
+
+        self._bridge.call(function, *args, on_success=on_success, on_error=self._on_error)
+
+    def _on_error(self, error: BaseException) -> None:
+        self._report(f"Error: {error}")
+        self.reload()
+
+    # -- intents ---------------------------------------------------------------------------
+
+    @Slot()
+    def add_provider(self) -> None:
+        dialog = ProviderDialog(self._bridge, self.model.names(), parent=self)
+        # A new provider is a backup by default: one step after the last one.
+        existing = [self.model.provider_at(r).priority for r in range(self.model.rowCount())]
+        dialog.priority.setValue(max(existing) + 1 if existing else 0)
+        if dialog.exec() != ProviderDialog.DialogCode.Accepted:
+            return
+        config = dialog.result_config()
+        self._run(
+            self._workspace.add_provider,
+            config,
+            dialog.result_password(),
+            done=f"Added {config.name}",
+            select=config.name,
+        )
+
+    @Slot()
+    def edit_selected(self) -> None:
+        provider = self.selected()
+        if provider is None:
+            return
+        dialog = ProviderDialog(
+            self._bridge,
+            self.model.names(),
+            provider,
+            parent=self,
+            stored_password=lambda: self._workspace.provider_password(provider),
+        )
+        if dialog.exec() != ProviderDialog.DialogCode.Accepted:
+            return
+        config = dialog.result_config()
+        changes = {
+            field.name: getattr(config, field.name)
+            for field in dataclasses.fields(ProviderConfig)
+            if field.name not in ("id", "uid")
+        }
+        self._run(
+            lambda: self._workspace.update_provider(
+                provider.name, changes, password=dialog.result_password()
+            ),
+            done=f"Saved {config.name}",
+            select=config.name,
+        )
+
+    def move_selected(self, step: int) -> None:
+        provider = self.selected()
+        if provider is None:
+            return
+        row = self.model.row_of(provider.name)
+        target = row + step
+        if not 0 <= target < self.model.rowCount():
+            return
+        # The model announces the new order (order_changed), which persists it.
+        self.model.move(row, target + 1 if step > 0 else target)
+        self.table.selectRow(self.model.row_of(provider.name))
+
+    @Slot(list)
+    def _on_model_order_changed(self, names: list[str]) -> None:
+        self._run(self._workspace.reorder_providers, names, done="Priorities saved")
+
+    @Slot()
+    def toggle_selected(self) -> None:
+        provider = self.selected()
+        if provider is None:
+            return
+        enabled = not provider.enabled
+        self._run(
+            lambda: self._workspace.update_provider(provider.name, {"enabled": enabled}),
+            done=f"{'Enabled' if enabled else 'Disabled'} {provider.name}",
+            select=provider.name,
+        )
+
+    @Slot()
+    def delete_selected(self) -> None:
+        provider = self.selected()
+        if provider is None:
+            return
+        answer = QMessageBox.question(
+            self,
+            "Delete provider",
+            f"Delete {provider.name} and its stored password? Mail in the outbox stays "
+            "and goes through the other providers.",
+        )
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        self._run(self._workspace.remove_provider, provider.name, done=f"Deleted {provider.name}")
+
+    @Slot()
+    def test_selected(self) -> None:
+        provider = self.selected()
+        if provider is None:
+            return
+        self.test_button.setEnabled(False)
+        self._report(f"Testing {provider.name}…")
+        self._bridge.run(
+            self._workspace.test_provider(provider.name),
+            on_success=self._on_test_finished,
+            on_error=self._on_test_error,
+        )
+
+    def _on_test_finished(self, result: ProbeResult) -> None:
+        self._update_buttons()
+        if result.ok:
+            self._report(f"{result.provider_name}: connected in {result.latency_ms:.0f} ms")
+        else:
+            phase = result.failed_phase.value if result.failed_phase else "connect"
+            self._report(f"{result.provider_name}: failed at {phase}: {result.detail}")
+
+    def _on_test_error(self, error: BaseException) -> None:
+        self._update_buttons()
+        self._report(f"Test failed: {error}")
+
+    @Slot(object)
+    def _on_bridge_provider_state_changed(self, event: ProviderStateChanged) -> None:
+        self.model.apply_state(event)
