@@ -16,16 +16,16 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QSettings, QTimer  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtWidgets import QApplication
 
-from desktop_app.core.demo import DemoProviders  # noqa: E402
-from desktop_app.core.runtime import LoopThread  # noqa: E402
-from desktop_app.core.workspace import Workspace  # noqa: E402
-from desktop_app.ui.bridge import CoreBridge  # noqa: E402
-from desktop_app.ui.delivery_controller import DeliveryController  # noqa: E402
-from desktop_app.ui.main_window import MainWindow  # noqa: E402
-from desktop_app.ui.provider_dialog import ProviderDialog  # noqa: E402
+from desktop_app.core.demo import DemoProviders
+from desktop_app.core.runtime import LoopThread
+from desktop_app.core.workspace import Workspace
+from desktop_app.ui.bridge import CoreBridge
+from desktop_app.ui.delivery_controller import DeliveryController
+from desktop_app.ui.main_window import MainWindow
+from desktop_app.ui.provider_dialog import ProviderDialog
 
 
 def pump(app: QApplication, seconds: float) -> None:

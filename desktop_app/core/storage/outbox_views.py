@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import Select, func, or_, select
 
@@ -56,7 +56,7 @@ _COLUMNS = (
 )
 
 
-def _filtered(query: Select[Unpack[tuple[Any, ...]]], view: OutboxFilter) -> Any:
+def _filtered(query: Select[*tuple[Any, ...]], view: OutboxFilter) -> Any:
     if view.states:
         query = query.where(OutboxRow.state.in_([s.value for s in view.states]))
     text = view.text.strip()
