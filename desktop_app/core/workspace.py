@@ -6,6 +6,7 @@ so the two faces of Relaydesk can never drift apart.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import uuid
@@ -125,10 +126,11 @@ class Workspace:
 
         The keyring read blocks, so callers on a GUI thread run this on the loop thread.
         """
-        provider = self.providers.get(name)
-        password = self.provider_password(provider)
+        # SQLite and the keyring block: keep them off the loop thread's event loop too.
+        provider = await asyncio.to_thread(self.providers.get, name)
+        password = await asyncio.to_thread(self.provider_password, provider)
         if timeout is None:
-            timeout = float(self.settings.get("smtp.timeout_seconds"))
+            timeout = float(await asyncio.to_thread(self.settings.get, "smtp.timeout_seconds"))
         return await probe_provider(provider, password, timeout=timeout)
 
     # -- outbox ----------------------------------------------------------------------------
