@@ -22,7 +22,12 @@ from typing import Any, TextIO
 
 from desktop_app import __version__
 from desktop_app.core.compose import build_message, build_one_per_recipient
-from desktop_app.core.errors import EnvironmentProblem, RelaydeskError, UserInputError
+from desktop_app.core.errors import (
+    EnvironmentProblem,
+    ProviderNotFoundError,
+    RelaydeskError,
+    UserInputError,
+)
 from desktop_app.core.events import (
     EngineStatusChanged,
     Event,
@@ -227,9 +232,10 @@ def cmd_provider(ws: Workspace, args: argparse.Namespace, out: TextIO, stdin: Te
         template = ProviderConfig(
             name=args.name, host=args.host, port=args.port, security=Security(args.security)
         )
-        config = replace(
-            template, **_provider_changes(args, template), allow_insecure=bool(args.allow_insecure)
-        )
+        # _provider_changes already carries allow_insecure when the flag was given; passing
+        # it again as a keyword made "add --allow-insecure" die with a TypeError.
+        changes = {**_provider_changes(args, template), "allow_insecure": bool(args.allow_insecure)}
+        config = replace(template, **changes)
         added = ws.add_provider(config, _read_password(args, stdin))
         print(
             f"added provider {added.name} ({added.host}:{added.port}, {added.security})", file=out
@@ -443,14 +449,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             return handler(workspace)
         finally:
             workspace.close()
-    except UserInputError as exc:
+    except (UserInputError, ProviderNotFoundError) as exc:
+        # A provider name that does not exist is bad input (exit 2), not the machine's fault.
         print(f"relaydesk: error: {exc}", file=err)
         return EXIT_USAGE
     except (EnvironmentProblem, RelaydeskError) as exc:
         print(f"relaydesk: error: {exc}", file=err)
         return EXIT_ENVIRONMENT
     except OSError as exc:
-        print(f"relaydesk: error: {exc.strerror or exc}", file=err)
+        # strerror alone ("File exists") does not say which file.
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"relaydesk: error: {exc.strerror or exc}{where}", file=err)
         return EXIT_ENVIRONMENT
     except KeyboardInterrupt:
         print("relaydesk: interrupted", file=err)

@@ -18,7 +18,10 @@ from desktop_app.core.storage.outbox import NewMessage
 from desktop_app.core.validation import check_no_line_breaks, validate_address
 
 # SMTP policy: CRLF line endings and 78-column folding, the bytes that go on the wire.
-_WIRE_POLICY = email.policy.SMTP
+# cte_type 7bit: non-ASCII bodies get quoted-printable/base64 instead of raw 8-bit, which
+# a server may only be sent after advertising 8BITMIME, and with BODY=8BITMIME on MAIL FROM
+# (RFC 6152). The bytes are fixed at enqueue, before we know which provider will take them.
+_WIRE_POLICY = email.policy.SMTP.clone(cte_type="7bit")
 
 
 def build_message(
@@ -43,6 +46,10 @@ def build_message(
     message["From"] = sender
     message["To"] = ", ".join(to)
     message["Subject"] = subject
+    # The email package decodes RFC 2047 encoded words on assignment ("=?utf-8?q?=0D=0A?="
+    # is CR LF), and Pythons without the CVE-2024-6923 / CVE-2026-1299 fixes write such a
+    # decoded line break out verbatim: a header injection. Check what was actually stored.
+    check_no_line_breaks("subject", str(message["Subject"]))
     message["Date"] = format_datetime(datetime.fromtimestamp(now or time.time(), UTC))
     domain = sender.rpartition("@")[2].strip("[]")
     message_id = make_msgid(domain=domain)

@@ -30,20 +30,32 @@ def _entry(uid: str) -> str:
     return f"smtp:{uid}"
 
 
-def _backend() -> KeyringBackend:
-    """The keyring backend to use, refusing ones the user did not knowingly choose."""
-    backend = keyring.get_keyring()
+def _acceptable(backend: KeyringBackend, chosen_explicitly: bool) -> bool:
     module = type(backend).__module__
-    chosen_explicitly = bool(os.environ.get("PYTHON_KEYRING_BACKEND"))
-    if module.startswith("keyring.backends.fail") or module.startswith("keyring.backends.null"):
-        raise KeyringUnavailableError(NO_KEYRING_HINT)
-    if module.startswith("keyring.backends.chainer") and not getattr(backend, "backends", None):
-        raise KeyringUnavailableError(NO_KEYRING_HINT)
+    if module.startswith(("keyring.backends.fail", "keyring.backends.null")):
+        return False
     # keyrings.alt stores secrets in files; picking it up just because it is installed
     # would be the silent fallback we promise never to do.
-    if module.startswith("keyrings.alt") and not chosen_explicitly:
-        raise KeyringUnavailableError(NO_KEYRING_HINT)
-    return backend
+    return chosen_explicitly or not module.startswith("keyrings.alt")
+
+
+def resolve_backend() -> KeyringBackend:
+    """The one keyring backend to use, refusing ones the user did not knowingly choose.
+
+    keyring may hand back a "chainer" that tries several backends in turn; a set_password
+    that fails in the OS keyring would then land silently in the next one (a file). So the
+    chainer is resolved here to its single best acceptable backend.
+    """
+    backend = keyring.get_keyring()
+    chosen_explicitly = bool(os.environ.get("PYTHON_KEYRING_BACKEND"))
+    if type(backend).__module__.startswith("keyring.backends.chainer"):
+        candidates = list(getattr(backend, "backends", ()))
+    else:
+        candidates = [backend]
+    for candidate in candidates:  # the chainer lists them best first
+        if _acceptable(candidate, chosen_explicitly):
+            return candidate
+    raise KeyringUnavailableError(NO_KEYRING_HINT)
 
 
 class SecretStore:
@@ -51,19 +63,19 @@ class SecretStore:
 
     def set_password(self, uid: str, password: str) -> None:
         try:
-            _backend().set_password(SERVICE, _entry(uid), password)
+            resolve_backend().set_password(SERVICE, _entry(uid), password)
         except keyring.errors.KeyringError as exc:
             raise KeyringUnavailableError(f"{NO_KEYRING_HINT} ({type(exc).__name__})") from None
 
     def get_password(self, uid: str) -> str | None:
         try:
-            return _backend().get_password(SERVICE, _entry(uid))
+            return resolve_backend().get_password(SERVICE, _entry(uid))
         except keyring.errors.KeyringError as exc:
             raise KeyringUnavailableError(f"{NO_KEYRING_HINT} ({type(exc).__name__})") from None
 
     def delete_password(self, uid: str) -> None:
         try:
-            _backend().delete_password(SERVICE, _entry(uid))
+            resolve_backend().delete_password(SERVICE, _entry(uid))
         except keyring.errors.PasswordDeleteError:
             pass  # nothing stored: nothing to delete
         except keyring.errors.KeyringError as exc:

@@ -7,6 +7,7 @@ adding a setting never needs a data migration.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,9 @@ class SettingSpec:
             value = self.kind(text)
         except ValueError:
             raise UserInputError(f"{self.key} must be a number, not {text!r}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            # float() accepts "nan" and "inf"; NaN would slip through both bounds below.
+            raise UserInputError(f"{self.key} must be a finite number, not {text!r}")
         if self.minimum is not None and value < self.minimum:
             raise UserInputError(f"{self.key} must be at least {self.minimum:g}")
         if self.maximum is not None and value > self.maximum:

@@ -15,7 +15,10 @@ from email.headerregistry import Address
 from desktop_app.core.errors import HeaderInjectionError, UserInputError
 from desktop_app.core.models import ProviderConfig, Security
 
-_FORBIDDEN = re.compile(r"[\r\n\x00]")
+# CR, LF and NUL, plus every other character str.splitlines() breaks on (VT, FF, FS, GS,
+# RS, NEL, U+2028, U+2029): the email package refuses those in a header with a bare
+# ValueError, and a raw FF or NEL in a header is a line break to some readers.
+_FORBIDDEN = re.compile(r"[\r\n\x00\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
 _NAME = re.compile(r"^[\w][\w .@+()-]{0,99}$")
 

@@ -122,11 +122,14 @@ class MainWindow(QMainWindow):
             )
             self.addAction(action)
         quit_action = QAction("Quit", self)
-        quit_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Quit))
+        # The platform's Quit key where it has one; Windows and bare X11 have none.
+        quit_action.setShortcuts(
+            QKeySequence.keyBindings(QKeySequence.StandardKey.Quit) or [QKeySequence("Ctrl+Q")]
+        )
         quit_action.triggered.connect(self.quit)
         self.addAction(quit_action)
 
-        self.engine_label = QLabel("Stopped")
+        self.engine_label = QLabel()
         self.engine_label.setAccessibleName("Sending state")
         self.statusBar().addPermanentWidget(self.engine_label)
 
@@ -140,6 +143,8 @@ class MainWindow(QMainWindow):
         bridge.failover_happened.connect(self._on_bridge_failover_happened)
         bridge.engine_status_changed.connect(self._on_bridge_engine_status_changed)
         controller.state_changed.connect(self._on_controller_state_changed)
+        # The toolbar said "Pause sending" next to "Stopped" until the first change.
+        self._show_controller_state(controller.state)
         controller.failed.connect(self.show_problem)
         self.providers.providers_changed.connect(self._on_providers_changed)
         self.compose.message_queued.connect(controller.wake)
@@ -239,6 +244,10 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _on_controller_state_changed(self, state: str) -> None:
+        self._show_controller_state(state)
+        self._update_health()
+
+    def _show_controller_state(self, state: str) -> None:
         self.send_action.setText("Pause sending" if state == "sending" else "Start sending")
         self.engine_label.setText(
             {
@@ -248,7 +257,6 @@ class MainWindow(QMainWindow):
                 "watching": "Watching (another Relaydesk is sending)",
             }[state]
         )
-        self._update_health()
 
     @Slot()
     def _on_providers_changed(self) -> None:
@@ -309,6 +317,7 @@ class MainWindow(QMainWindow):
             box.addButton(QMessageBox.StandardButton.Cancel)
             box.exec()
             clicked = box.clickedButton()
+            box.deleteLater()
             if clicked is keep:
                 event.ignore()
                 self.hide()

@@ -7,7 +7,8 @@ import dataclasses
 from collections.abc import Callable
 from typing import TypeVar
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtGui import QShortcutEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
@@ -41,6 +42,22 @@ def labelled(widget: _W, label: str) -> _W:
     return widget
 
 
+class ShortcutButton(QPushButton):
+    """A push button whose keyboard shortcut clicks it at once and leaves the focus alone.
+
+    QPushButton's own handling animates the click 100 ms later, moves the keyboard focus to
+    the button (a person reordering the providers table lost their place in it) and drops
+    every press that comes within those 100 ms (held Ctrl+Down moved one row, not several).
+    """
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Shortcut and isinstance(event, QShortcutEvent):
+            if not event.isAmbiguous():
+                self.click()
+                return True
+        return super().event(event)
+
+
 class ProviderDialog(QDialog):
     """The provider form. ``result_config()`` and ``result_password()`` after ``accept()``."""
 
@@ -64,6 +81,7 @@ class ProviderDialog(QDialog):
         self.setAccessibleName(self.windowTitle())
         self.setMinimumWidth(480)
         self._validated: ProviderConfig | None = None
+        self._finished = False  # closed: a connection test still running must not touch us
 
         self.name = labelled(QLineEdit(), "Name")
         self.host = labelled(QLineEdit(), "Host")
@@ -105,20 +123,26 @@ class ProviderDialog(QDialog):
         self.sender_domains.setPlaceholderText("example.com, example.org (empty: any)")
 
         form = QFormLayout()
-        for label, widget in (
-            ("Name", self.name),
-            ("Host", self.host),
-            ("Port", self.port),
-            ("Security", self.security),
-            ("Username", self.username),
-            ("Password", self.password),
-            ("Priority", self.priority),
-            ("Weight", self.weight),
-            ("Max connections", self.max_connections),
-            *((box.accessibleName(), box) for box in self.rates.values()),
-            ("Sender domains", self.sender_domains),
+        for caption_text, widget in (
+            ("&Name", self.name),
+            ("&Host", self.host),
+            ("&Port", self.port),
+            ("Securit&y", self.security),
+            ("&Username", self.username),
+            ("Pass&word", self.password),
+            ("Pr&iority", self.priority),
+            ("Wei&ght", self.weight),
+            ("&Max connections", self.max_connections),
+            ("Rate per s&econd", self.rates["per_second"]),
+            ("&Rate per minute", self.rates["per_minute"]),
+            ("Rate per h&our", self.rates["per_hour"]),
+            ("Rate per &day", self.rates["per_day"]),
+            ("Sender dom&ains", self.sender_domains),
         ):
-            caption = QLabel(f"&{label}")
+            # One mnemonic per field (Alt+letter): "&" before the first letter of each
+            # gave Port, Password and Priority all Alt+P, and the four rates all Alt+R.
+            # S and C stay free for Save and Cancel where the platform underlines them.
+            caption = QLabel(caption_text)
             caption.setBuddy(widget)
             form.addRow(caption, widget)
 
@@ -127,7 +151,7 @@ class ProviderDialog(QDialog):
         self.error.setAccessibleName("Validation message")
         self.error.setWordWrap(True)
         self.error.setStyleSheet("color: palette(highlight);")
-        self.test_button = labelled(QPushButton("Test connection"), "Test connection")
+        self.test_button = labelled(QPushButton("&Test connection"), "Test connection")
         self.test_result = QLabel()
         self.test_result.setObjectName("test_result")
         self.test_result.setAccessibleName("Test result")
@@ -158,6 +182,7 @@ class ProviderDialog(QDialog):
         self.security.currentIndexChanged.connect(self._on_security_changed)
         for line in (self.name, self.host, self.username, self.password, self.sender_domains):
             line.textChanged.connect(self._revalidate)
+        self.port.textChanged.connect(self._revalidate)
         for spin in (
             self.port,
             self.priority,
@@ -215,6 +240,9 @@ class ProviderDialog(QDialog):
                 raise UserInputError("a name is required")
             if not self.host.text().strip():
                 raise UserInputError("a host is required")
+            if not self.port.hasAcceptableInput():
+                # An emptied port field keeps its last value() and would save that.
+                raise UserInputError("port must be a number from 1 to 65535")
             config = validate_provider_config(self._candidate())
             if config.name.lower() in self._taken:
                 raise UserInputError(f"a provider named {config.name!r} already exists")
@@ -252,9 +280,15 @@ class ProviderDialog(QDialog):
             on_error=lambda exc: self._on_test_finished(None, exc),
         )
 
+    def done(self, result: int) -> None:
+        self._finished = True
+        super().done(result)
+
     def _on_test_finished(
         self, result: ProbeResult | None, error: BaseException | None = None
     ) -> None:
+        if self._finished:
+            return  # the dialog may be deleted by now; nobody waits for this answer
         self.test_button.setEnabled(self._validated is not None)
         if result is None:
             self.test_result.setText(f"Test failed: {error}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal, Slot
@@ -24,8 +26,18 @@ from desktop_app.core.health.probe import ProbeResult
 from desktop_app.core.models import ProviderConfig
 from desktop_app.core.workspace import Workspace
 from desktop_app.ui.bridge import CoreBridge
-from desktop_app.ui.provider_dialog import ProviderDialog, labelled
+from desktop_app.ui.provider_dialog import ProviderDialog, ShortcutButton, labelled
 from desktop_app.ui.providers_model import ProvidersModel
+
+
+@dataclasses.dataclass(frozen=True)
+class _Change:
+    """A change to the stored providers, waiting for the ones asked for before it."""
+
+    function: Callable[..., Any]
+    args: tuple[Any, ...]
+    done: str
+    select: str | None
 
 
 class ProvidersPage(QWidget):
@@ -41,6 +53,8 @@ class ProvidersPage(QWidget):
         super().__init__(parent)
         self._workspace = workspace
         self._bridge = bridge
+        self._changes: collections.deque[_Change] = collections.deque()
+        self._change_running = False
         self.model = ProvidersModel(self)
         self.model.order_changed.connect(self._on_model_order_changed)
         bridge.provider_state_changed.connect(self._on_bridge_provider_state_changed)
@@ -61,8 +75,7 @@ class ProvidersPage(QWidget):
         self.table.doubleClicked.connect(lambda _index: self.edit_selected())
 
         def button(text: str, shortcut: str | QKeySequence.StandardKey | None) -> QPushButton:
-            widget = QPushButton(text)
-            labelled(widget, text)
+            widget = labelled(ShortcutButton(text), text)
             if shortcut is not None:
                 widget.setShortcut(QKeySequence(shortcut))
                 widget.setToolTip(f"{text} ({QKeySequence(shortcut).toString()})")
@@ -136,14 +149,36 @@ class ProvidersPage(QWidget):
         self.status.setText(text)
 
     def _run(self, function: Any, *args: Any, done: str, select: str | None = None) -> None:
-        """Change providers off the GUI thread (keyring and SQLite block), then refresh."""
+        """Change providers off the GUI thread (keyring and SQLite block), then refresh.
+
+        Changes run one after another, in the order they were asked for: the bridge runs
+        calls on a thread pool, where two quick reorders could commit in either order (the
+        older one winning) and a refresh between them would show the table jumping back.
+        """
+        self._changes.append(_Change(function, args, done, select))
+        if not self._change_running:
+            self._next_change()
+
+    def _next_change(self) -> None:
+        if not self._changes:
+            return
+        change = self._changes.popleft()
+        self._change_running = True
 
         def on_success(_result: Any) -> None:
-            self._report(done)
-            self.reload(select)
+            self._change_running = False
+            self._report(change.done)
+            if not self._changes:  # the table shows the stored state once all is stored
+                self.reload(change.select)
             self.providers_changed.emit()
+            self._next_change()
 
-        self._bridge.call(function, *args, on_success=on_success, on_error=self._on_error)
+        def on_error(error: BaseException) -> None:
+            self._change_running = False
+            self._on_error(error)
+            self._next_change()
+
+        self._bridge.call(change.function, *change.args, on_success=on_success, on_error=on_error)
 
     def _on_error(self, error: BaseException) -> None:
         self._report(f"Error: {error}")
@@ -157,13 +192,17 @@ class ProvidersPage(QWidget):
         # A new provider is a backup by default: one step after the last one.
         existing = [self.model.provider_at(r).priority for r in range(self.model.rowCount())]
         dialog.priority.setValue(max(existing) + 1 if existing else 0)
-        if dialog.exec() != ProviderDialog.DialogCode.Accepted:
-            return
-        config = dialog.result_config()
+        try:
+            if dialog.exec() != ProviderDialog.DialogCode.Accepted:
+                return
+            config = dialog.result_config()
+            password = dialog.result_password()
+        finally:
+            dialog.deleteLater()  # a child of this page: it would otherwise live on hidden
         self._run(
             self._workspace.add_provider,
             config,
-            dialog.result_password(),
+            password,
             done=f"Added {config.name}",
             select=config.name,
         )
@@ -180,18 +219,22 @@ class ProvidersPage(QWidget):
             parent=self,
             stored_password=lambda: self._workspace.provider_password(provider),
         )
-        if dialog.exec() != ProviderDialog.DialogCode.Accepted:
-            return
-        config = dialog.result_config()
+        try:
+            if dialog.exec() != ProviderDialog.DialogCode.Accepted:
+                return
+            config = dialog.result_config()
+            # Read here, on the GUI thread: the change itself runs on a worker thread,
+            # where the dialog's widgets must not be touched (and are deleted by then).
+            password = dialog.result_password()
+        finally:
+            dialog.deleteLater()
         changes = {
             field.name: getattr(config, field.name)
             for field in dataclasses.fields(ProviderConfig)
             if field.name not in ("id", "uid")
         }
         self._run(
-            lambda: self._workspace.update_provider(
-                provider.name, changes, password=dialog.result_password()
-            ),
+            lambda: self._workspace.update_provider(provider.name, changes, password=password),
             done=f"Saved {config.name}",
             select=config.name,
         )

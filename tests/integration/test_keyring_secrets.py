@@ -24,6 +24,7 @@ from pathlib import Path
 import keyring
 import pytest
 
+from desktop_app.core.secrets import resolve_backend
 from tests.support.scripted_smtp import ScriptedSMTPServer
 from tests.support.servers import LOOPBACK
 
@@ -101,7 +102,7 @@ connection.close()
 @pytest.fixture
 def cli(secret_service: dict[str, str], data_dir: Path) -> Iterator[Cli]:
     """The CLI on this test's data dir, talking to the private Secret Service."""
-    keyring_backend = keyring.get_keyring()
+    keyring_backend = resolve_backend()
     assert type(keyring_backend).__module__ == "keyring.backends.SecretService", keyring_backend
     runner = Cli(data_dir, subprocess_env(PYTHON_KEYRING_BACKEND=None, **secret_service))
     runner.ok("outbox")  # creates and migrates the database

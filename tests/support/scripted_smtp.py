@@ -111,6 +111,9 @@ class ReceivedMessage:
     """True when it came over STARTTLS or implicit TLS."""
     auth_login: str | None
     """The username the session authenticated as, if any."""
+    mail_from_at: float | None = None
+    """``time.time()`` when this transaction's accepted MAIL FROM arrived (rate-limit tests
+    compare these: a client takes its send token right before MAIL FROM)."""
 
 
 def _is_positive(reply: str) -> bool:
@@ -131,6 +134,7 @@ class _ScriptedSMTP(SMTP):
         self.session_id = session_id
         self._current_command = GREETING
         self._reply_delayed = False
+        self.mail_from_at: float | None = None  # the current transaction's MAIL FROM arrival
         super().__init__(**kwargs)
         # aiosmtpd warns (UserWarning) when auth_required is passed without auth_require_tls.
         # A test server may legitimately want that combination; set the flag directly.
@@ -230,8 +234,10 @@ class _ScriptedHandler:
         address: str,
         mail_options: list[str],
     ) -> str:
+        arrived = time.time()
         reply = self._owner.behaviour.mail_reply or "250 2.1.0 OK"
         if _is_positive(reply):
+            server.mail_from_at = arrived
             envelope.mail_from = address
             envelope.mail_options.extend(mail_options)
         return reply
@@ -567,6 +573,7 @@ class ScriptedSMTPServer:
             acknowledged=acknowledged,
             tls=server.uses_tls,
             auth_login=auth.login.decode() if isinstance(auth, LoginPassword) else None,
+            mail_from_at=server.mail_from_at,
         )
         with self._lock:
             self._messages.append(message)

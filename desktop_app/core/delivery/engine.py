@@ -69,7 +69,7 @@ T = TypeVar("T")
 MAX_IN_MEMORY_WAIT = 10.0
 #: Each provider may have this many messages routed to it per connection, so the next
 #: message's attempt row is committed while the current one is on the wire.
-RESERVATIONS_PER_CONNECTION = 2
+RESERVATIONS_PER_CONNECTION = 4
 #: How often providers and settings are re-read, so CLI edits reach a running engine.
 RELOAD_SECONDS = 5.0
 LEASE_SECONDS = 300.0
@@ -126,6 +126,7 @@ class ProviderLane:
         self.limiter = RateLimiter(config.rate_limits)
         self.reserved = 0  # messages routed here and not yet finished with the connection
         self.probing = False
+        self.send_gate = asyncio.Lock()  # quota check -> attempt row -> token, one at a time
         self.state = ProviderState.UNKNOWN
 
     @property
@@ -221,7 +222,9 @@ class DeliveryEngine:
     async def run(self, *, until_idle: bool = False, drain_timeout: float = 30.0) -> None:
         """Deliver until ``request_stop()`` (or, with ``until_idle``, until nothing is pending)."""
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="outbox-db")
-        self._journal = Journal(self._outbox, self.owner, self._executor)
+        self._journal = Journal(
+            self._outbox, self.owner, self._executor, lease_seconds=LEASE_SECONDS
+        )
         self._journal.start()
         self.running = True
         try:
@@ -254,35 +257,40 @@ class DeliveryEngine:
             if self._paused:
                 await self._sleep(1.0)
                 continue
-            capacity = self._free_capacity()
-            batch: list[OutboxMessage] = []
-            if capacity > 0:
-                batch = await self._db(
-                    self._outbox.claim_due, self.owner, capacity, lease_seconds=LEASE_SECONDS
-                )
-            for message in batch:
-                self._spawn(message)
-            if batch:
-                await asyncio.sleep(0)
-                continue
-            if until_idle and not self._tasks and await self._db(self._outbox.pending_count) == 0:
-                self._publish_status("idle")
-                return
-            await self._sleep(await self._idle_wait(capacity))
+            capacity, room = self._free_capacity()
+            # Claim in batches (at least half the room, or whatever is left when nothing is
+            # in flight): one claim per message would mean one transaction per message.
+            if capacity > 0 and (capacity * 2 >= room or not self._tasks):
+                assert self._journal is not None
+                batch = await self._journal.claim(capacity)
+                for message in batch:
+                    self._spawn(message)
+                if batch:
+                    await asyncio.sleep(0)
+                    continue
+                if (
+                    until_idle
+                    and not self._tasks
+                    and await self._db(self._outbox.pending_count) == 0
+                ):
+                    self._publish_status("idle")
+                    return
+                await self._sleep(await self._idle_wait())
+            else:
+                # Busy: a finishing delivery wakes us (no database work meanwhile).
+                await self._sleep(1.0)
 
-    def _free_capacity(self) -> int:
-        """How many more messages to claim now: room on usable providers minus work in hand."""
+    def _free_capacity(self) -> tuple[int, int]:
+        """(messages to claim now, total room): room on usable providers minus work in hand."""
         room = sum(
             lane.config.max_connections * RESERVATIONS_PER_CONNECTION
             for lane in self._lanes.values()
             if lane.config.enabled and lane.breaker.allows_request() and lane.limiter.delay() == 0.0
         )
-        return room - len(self._tasks)
+        return room - len(self._tasks), room
 
-    async def _idle_wait(self, capacity: int) -> float:
+    async def _idle_wait(self) -> float:
         """How long to sleep when nothing was claimed: until the next due message, at most 1 s."""
-        if capacity <= 0:
-            return 1.0
         next_due = await self._db(self._outbox.next_due_at)
         if next_due is None:
             return 1.0
@@ -525,12 +533,20 @@ class DeliveryEngine:
             provider_name=lane.config.name,
             started_at=started_at,
         )
+        # Without a quota the attempt row is committed while we wait for a connection,
+        # so no connection idles through a commit. With a quota the token must be taken
+        # right before MAIL FROM (after the connection), or sends could bunch up.
+        row_first = lane.limiter.unlimited
         try:
+            if row_first:
+                # The attempt row is durable BEFORE MAIL FROM (the crash-recovery contract).
+                await self._journal_write(started=[started], finished=carried)
             try:
                 connection = await lane.pool.acquire()
             except SmtpFailure as failure:
-                # No MAIL FROM was sent: the attempt row can be written with its outcome.
-                await self._journal_write(started=[started], finished=carried)
+                if not row_first:
+                    # No MAIL FROM was sent: the attempt row can be written with its outcome.
+                    await self._journal_write(started=[started], finished=carried)
                 result = TransactionResult(
                     outcome=failure.outcome,
                     phase=failure.phase,
@@ -544,14 +560,19 @@ class DeliveryEngine:
                     lane.pool.forget_password()
                 return result
             try:
-                delay = lane.limiter.delay()
-                if delay > MAX_IN_MEMORY_WAIT:
-                    lane.breaker.release_trial()
-                    raise _GiveBack(time.time() + delay)
-                # The attempt row is durable BEFORE MAIL FROM (the crash-recovery contract).
-                await self._journal_write(started=[started], finished=carried)
-                while not lane.limiter.try_acquire():
-                    await asyncio.sleep(max(lane.limiter.delay(), 0.001))
+                if not row_first:
+                    # The quota check, the attempt row's commit and the token must not
+                    # interleave with another message's: two could pass the check for the
+                    # last token, and the loser would wait out a whole window (an hour, a
+                    # day) in memory, holding its lease, a connection and an open attempt row.
+                    async with lane.send_gate:
+                        delay = lane.limiter.delay()
+                        if delay > MAX_IN_MEMORY_WAIT:
+                            lane.breaker.release_trial()
+                            raise _GiveBack(time.time() + delay)
+                        await self._journal_write(started=[started], finished=carried)
+                        while not lane.limiter.try_acquire():
+                            await asyncio.sleep(max(lane.limiter.delay(), 0.001))
                 result = await connection.send(
                     message.envelope_from, message.recipients, message.raw
                 )
@@ -631,7 +652,8 @@ class DeliveryEngine:
                     number,
                     reason="recipient",
                     error=f"delivered to {len(result.delivered_to)}; waiting for "
-                    + ", ".join(remaining),
+                    + ", ".join(remaining)
+                    + (f"; refused: {refused}" if refused else ""),
                     provider_id=provider_id,
                     remaining=remaining,
                 )
@@ -646,11 +668,13 @@ class DeliveryEngine:
                 last_error=f"refused: {refused}" if refused else None,
             )
         if outcome is OutcomeClass.RECIPIENT_TRANSIENT:
+            # Permanently refused recipients leave the envelope here: name them (as "sent"
+            # does), since nothing else records which addresses were refused.
             return self._deferral(
                 message,
                 number,
                 reason="recipient",
-                error=result.detail,
+                error=f"{result.detail}; refused: {refused}" if refused else result.detail,
                 provider_id=provider_id,
                 remaining=tuple(result.refused_transiently),
             )

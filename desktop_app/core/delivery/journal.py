@@ -13,6 +13,7 @@ import concurrent.futures
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from desktop_app.core.models import OutboxMessage
 from desktop_app.core.storage.outbox import (
     AttemptFinished,
     AttemptStarted,
@@ -27,6 +28,9 @@ class _Batch:
     finished: list[AttemptFinished] = field(default_factory=list)
     transitions: list[MessageTransition] = field(default_factory=list)
     waiters: list[asyncio.Future[None]] = field(default_factory=list)
+    claim: int = 0
+    claim_waiter: asyncio.Future[list[OutboxMessage]] | None = None
+    claimed: list[OutboxMessage] = field(default_factory=list)
 
 
 class Journal:
@@ -37,7 +41,10 @@ class Journal:
         outbox: OutboxRepository,
         owner: str,
         executor: concurrent.futures.Executor,
+        *,
+        lease_seconds: float = 300.0,
     ) -> None:
+        self._lease_seconds = lease_seconds
         self._outbox = outbox
         self._owner = owner
         self._executor = executor
@@ -70,13 +77,24 @@ class Journal:
         self._wakeup.set()
         await waiter
 
+    async def claim(self, limit: int) -> list[OutboxMessage]:
+        """Lease up to ``limit`` due messages, in the same transaction as pending entries."""
+        batch = self._pending
+        if batch.claim_waiter is not None:
+            raise RuntimeError("only one claim may wait per commit")
+        waiter: asyncio.Future[list[OutboxMessage]] = asyncio.get_running_loop().create_future()
+        batch.claim = limit
+        batch.claim_waiter = waiter
+        self._wakeup.set()
+        return await waiter
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
             batch, self._pending = self._pending, _Batch()
-            if not batch.waiters:
+            if not batch.waiters and batch.claim_waiter is None:
                 continue
             self._busy = True
             try:
@@ -85,25 +103,31 @@ class Journal:
                 for waiter in batch.waiters:
                     if not waiter.done():
                         waiter.set_exception(exc)
+                if batch.claim_waiter is not None and not batch.claim_waiter.done():
+                    batch.claim_waiter.set_exception(exc)
             else:
                 self.commits += 1
                 for waiter in batch.waiters:
                     if not waiter.done():
                         waiter.set_result(None)
+                if batch.claim_waiter is not None and not batch.claim_waiter.done():
+                    batch.claim_waiter.set_result(batch.claimed)
             finally:
                 self._busy = False
 
     def _commit(self, batch: _Batch) -> None:
-        self._outbox.record(
+        batch.claimed = self._outbox.record(
             started=batch.started,
             finished=batch.finished,
             transitions=batch.transitions,
             owner=self._owner,
+            claim=batch.claim,
+            lease_seconds=self._lease_seconds,
         )
 
     async def close(self) -> None:
         """Finish what is pending, then stop the writer task."""
-        while self._pending.waiters or self._busy:
+        while self._pending.waiters or self._pending.claim_waiter or self._busy:
             await asyncio.sleep(0.005)
         if self._task is not None:
             self._task.cancel()

@@ -8,11 +8,13 @@ for a while (servers drop quiet clients), and closes them after ``idle_seconds``
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 
-from desktop_app.core.delivery.smtp_connection import SmtpConnection
-from desktop_app.core.models import ProviderConfig
+from desktop_app.core.delivery.smtp_connection import SmtpConnection, SmtpFailure, tls_context
+from desktop_app.core.errors import KeyringUnavailableError
+from desktop_app.core.models import OutcomeClass, ProviderConfig, Security, SmtpPhase
 
 #: An idle connection older than this is checked with RSET before reuse.
 LIVENESS_CHECK_SECONDS = 5.0
@@ -38,6 +40,7 @@ class ConnectionPool:
         self._helo_name = helo_name
         self._idle_seconds = idle_seconds
         self._idle: list[SmtpConnection] = []
+        self._tls_context: ssl.SSLContext | None = None
         self.in_use = 0
         self._released = asyncio.Event()
         self.opened = 0  # connections opened over the pool's life (for tests and stats)
@@ -77,13 +80,26 @@ class ConnectionPool:
 
     async def _open(self) -> SmtpConnection:
         if self.provider.username and not self._password_loaded:
-            self._password = await self._password_source()
+            try:
+                self._password = await self._password_source()
+            except KeyringUnavailableError:
+                # A provider we cannot log in to: fail over like any other provider failure
+                # (left unhandled, it would strand the message in "sending" until restart).
+                raise SmtpFailure(
+                    SmtpPhase.AUTH,
+                    None,
+                    "the OS keyring is unavailable, so this provider's password cannot be read",
+                    outcome=OutcomeClass.PROVIDER_FAILURE,
+                ) from None
             self._password_loaded = True
+        if self._tls_context is None and self.provider.security is not Security.NONE:
+            self._tls_context = tls_context()  # once per pool: it loads the trust store
         connection = SmtpConnection(
             self.provider,
             self._password if self.provider.username else None,
             timeout=self._timeout,
             helo_name=self._helo_name,
+            context=self._tls_context,
         )
         await connection.open()
         self.opened += 1

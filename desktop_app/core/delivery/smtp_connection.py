@@ -62,18 +62,31 @@ class SmtpFailure(Exception):
     """A failed step of the conversation, already classified."""
 
     def __init__(
-        self, phase: SmtpPhase, reply_code: int | None, detail: str, *, outcome: OutcomeClass
+        self,
+        phase: SmtpPhase,
+        reply_code: int | None,
+        detail: str,
+        *,
+        outcome: OutcomeClass,
+        enhanced_status: str | None = None,
     ) -> None:
         super().__init__(f"{phase.value}: {detail}")
         self.phase = phase
         self.reply_code = reply_code
         self.detail = detail
         self.outcome = outcome
-        self.enhanced_status = parse_enhanced_status(detail) if reply_code else None
+        self.enhanced_status = enhanced_status
 
     @classmethod
     def from_reply(cls, phase: SmtpPhase, code: int, text: str) -> SmtpFailure:
-        return cls(phase, code, _short(f"{code} {text}"), outcome=classify(phase, code))
+        # The enhanced status starts the reply *text*; ``detail`` starts with the code.
+        return cls(
+            phase,
+            code,
+            _short(f"{code} {text}"),
+            outcome=classify(phase, code),
+            enhanced_status=parse_enhanced_status(text),
+        )
 
     @classmethod
     def from_exception(cls, phase: SmtpPhase, exc: BaseException) -> SmtpFailure:
@@ -117,7 +130,9 @@ class SmtpConnection:
         self.provider = provider
         self._password = password
         self._timeout = timeout
-        self._context = context or tls_context()
+        # Building a context loads the trust store (tens of ms): only when TLS is used.
+        needs_tls = provider.security in (Security.TLS, Security.STARTTLS)
+        self._context = context or (tls_context() if needs_tls else None)
         self._client = aiosmtplib.SMTP(
             hostname=provider.host,
             port=provider.port,

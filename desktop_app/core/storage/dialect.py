@@ -7,6 +7,7 @@ so several instances can claim from one table without waiting on each other.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from typing import Any, TypeVar
 
@@ -16,8 +17,25 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 
 from desktop_app.core.errors import DatabaseCorruptError, DatabaseLockedError, EnvironmentProblem
 
+#: Environment variable that overrides the busy timeout below (milliseconds, a whole
+#: number >= 0), e.g. for tests that check what a locked database does, or for a data
+#: directory on a slow network drive. Anything else is ignored.
+BUSY_TIMEOUT_ENV = "RELAYDESK_BUSY_TIMEOUT_MS"
+DEFAULT_BUSY_TIMEOUT_MS = 10_000
+
+
+def _busy_timeout_from_env(default: int = DEFAULT_BUSY_TIMEOUT_MS) -> int:
+    """``$RELAYDESK_BUSY_TIMEOUT_MS`` if it is a whole number of milliseconds, else ``default``."""
+    text = os.environ.get(BUSY_TIMEOUT_ENV, "").strip()
+    # isascii: str.isdigit() is also true for "²", which int() refuses.
+    if not (text.isascii() and text.isdigit()):  # unset, empty, negative, not a number
+        return default
+    return int(text)
+
+
 #: How long a writer waits for another process's write lock before giving up.
-BUSY_TIMEOUT_MS = 10_000
+#: Read by every new connection, so tests may also monkeypatch it.
+BUSY_TIMEOUT_MS = _busy_timeout_from_env()
 
 #: Execution option that asks for a write transaction (``BEGIN IMMEDIATE`` on SQLite).
 WRITE_OPTION = "relaydesk_write"

@@ -105,6 +105,89 @@ class RecoveryReport:
     unknown: int  # may have reached the provider: possible duplicates
 
 
+# The engine's hot path runs these for every message. Built once here: constructing a
+# statement per call costs more than executing it.
+_CLAIM_IDS = lock_for_claim(
+    select(OutboxRow.id)
+    .where(
+        OutboxRow.state.in_([s.value for s in CLAIMABLE]),
+        OutboxRow.next_attempt_at <= bindparam("now"),
+    )
+    .order_by(OutboxRow.next_attempt_at, OutboxRow.id)
+    .limit(bindparam("limit"))
+)
+# One statement leases and returns the batch (UPDATE ... RETURNING: SQLite >= 3.35, and
+# PostgreSQL, where the subquery's FOR UPDATE SKIP LOCKED lets instances claim side by side).
+_CLAIM = (
+    update(OutboxRow)
+    .where(OutboxRow.id.in_(_CLAIM_IDS.scalar_subquery()))
+    .values(
+        state=MessageState.SENDING.value,
+        lease_owner=bindparam("owner"),
+        lease_expires_at=bindparam("lease_expires_at"),
+        updated_at=bindparam("now"),
+    )
+    .returning(
+        OutboxRow.id,
+        OutboxRow.message_id,
+        OutboxRow.envelope_from,
+        OutboxRow.remaining_recipients,
+        OutboxRow.raw,
+        OutboxRow.attempt_count,
+        OutboxRow.deferral_count,
+        OutboxRow.created_at,
+        OutboxRow.next_attempt_at,
+    )
+)
+_INSERT_ATTEMPT = insert(AttemptRow)
+_FINISH_ATTEMPT = (
+    update(AttemptRow)
+    .where(
+        AttemptRow.outbox_id == bindparam("b_outbox"),
+        AttemptRow.number == bindparam("b_number"),
+    )
+    .values(
+        finished_at=bindparam("b_finished"),
+        latency_ms=bindparam("b_latency"),
+        outcome=bindparam("b_outcome"),
+        phase=bindparam("b_phase"),
+        reply_code=bindparam("b_code"),
+        enhanced_status=bindparam("b_enhanced"),
+        detail=bindparam("b_detail"),
+    )
+)
+_TRANSITION = (
+    update(OutboxRow)
+    .where(OutboxRow.id == bindparam("b_id"))
+    .values(
+        state=bindparam("b_state"),
+        remaining_recipients=bindparam("b_remaining"),
+        attempt_count=bindparam("b_attempts"),
+        deferral_count=bindparam("b_deferrals"),
+        provider_id=bindparam("b_provider"),
+        next_attempt_at=bindparam("b_next"),
+        last_error=bindparam("b_error"),
+        defer_reason=bindparam("b_reason"),
+        sent_at=bindparam("b_sent"),
+        # Sticky: once a provider may have taken the message, a later successful
+        # retry does not make it any less a possible duplicate.
+        possible_duplicate=or_(OutboxRow.possible_duplicate, bindparam("b_dup", type_=Boolean)),
+        lease_owner=bindparam("b_lease_owner"),
+        lease_expires_at=None,
+        updated_at=bindparam("b_updated"),
+    )
+)
+# The message row learns its attempt count with each outcome; after a crash the attempts
+# table is the truth (the next attempt must not reuse a number).
+_ATTEMPTS_MADE = func.coalesce(
+    select(func.max(AttemptRow.number))
+    .where(AttemptRow.outbox_id == OutboxRow.id)
+    .scalar_subquery(),
+    OutboxRow.attempt_count,
+)
+_TRANSITION_OWNED = _TRANSITION.where(OutboxRow.lease_owner == bindparam("b_owner"))
+
+
 class OutboxRepository:
     """All reads and writes of the outbox and attempts tables."""
 
@@ -146,60 +229,43 @@ class OutboxRepository:
         self, owner: str, limit: int, *, now: float | None = None, lease_seconds: float = 300.0
     ) -> list[OutboxMessage]:
         """Lease up to ``limit`` due messages to ``owner`` and return them, oldest first."""
-        now = time.time() if now is None else now
         with self._database.write() as connection:
-            ids = list(
-                connection.scalars(
-                    lock_for_claim(
-                        select(OutboxRow.id)
-                        .where(
-                            OutboxRow.state.in_([s.value for s in CLAIMABLE]),
-                            OutboxRow.next_attempt_at <= now,
-                        )
-                        .order_by(OutboxRow.next_attempt_at, OutboxRow.id)
-                        .limit(limit)
-                    )
-                )
+            return self.claim_in(connection, owner, limit, now=now, lease_seconds=lease_seconds)
+
+    @staticmethod
+    def claim_in(
+        connection: Connection,
+        owner: str,
+        limit: int,
+        *,
+        now: float | None = None,
+        lease_seconds: float = 300.0,
+    ) -> list[OutboxMessage]:
+        """``claim_due`` inside a transaction the caller owns (the journal's group commit)."""
+        now = time.time() if now is None else now
+        rows = connection.execute(
+            _CLAIM,
+            {
+                "now": now,
+                "limit": limit,
+                "owner": owner,
+                "lease_expires_at": now + lease_seconds,
+            },
+        ).all()
+        rows = sorted(rows, key=lambda row: (row.next_attempt_at, row.id))
+        return [
+            OutboxMessage(
+                outbox_id=row.id,
+                message_id=row.message_id,
+                envelope_from=row.envelope_from,
+                recipients=tuple(row.remaining_recipients),
+                raw=row.raw,
+                attempt_count=row.attempt_count,
+                deferral_count=row.deferral_count,
+                created_at=row.created_at,
             )
-            if not ids:
-                return []
-            connection.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id.in_(ids))
-                .values(
-                    state=MessageState.SENDING.value,
-                    lease_owner=owner,
-                    lease_expires_at=now + lease_seconds,
-                    updated_at=now,
-                )
-            )
-            rows = connection.execute(
-                select(
-                    OutboxRow.id,
-                    OutboxRow.message_id,
-                    OutboxRow.envelope_from,
-                    OutboxRow.remaining_recipients,
-                    OutboxRow.raw,
-                    OutboxRow.attempt_count,
-                    OutboxRow.deferral_count,
-                    OutboxRow.created_at,
-                )
-                .where(OutboxRow.id.in_(ids))
-                .order_by(OutboxRow.next_attempt_at, OutboxRow.id)
-            )
-            return [
-                OutboxMessage(
-                    outbox_id=row.id,
-                    message_id=row.message_id,
-                    envelope_from=row.envelope_from,
-                    recipients=tuple(row.remaining_recipients),
-                    raw=row.raw,
-                    attempt_count=row.attempt_count,
-                    deferral_count=row.deferral_count,
-                    created_at=row.created_at,
-                )
-                for row in rows
-            ]
+            for row in rows
+        ]
 
     def record(
         self,
@@ -208,10 +274,19 @@ class OutboxRepository:
         finished: Sequence[AttemptFinished] = (),
         transitions: Sequence[MessageTransition] = (),
         owner: str | None = None,
-    ) -> None:
-        """Write a batch of journal entries in one transaction (the group commit)."""
+        claim: int = 0,
+        lease_seconds: float = 300.0,
+    ) -> list[OutboxMessage]:
+        """Write a batch of journal entries in one transaction (the group commit).
+
+        With ``claim`` > 0 (and an ``owner``), the same transaction also leases up to that
+        many due messages and returns them: one commit per engine cycle instead of two.
+        """
         with self._database.write() as connection:
             self._record(connection, started, finished, transitions, owner)
+            if claim > 0 and owner is not None:
+                return self.claim_in(connection, owner, claim, lease_seconds=lease_seconds)
+        return []
 
     @staticmethod
     def _record(
@@ -223,8 +298,10 @@ class OutboxRepository:
     ) -> None:
         now = time.time()
         if started:
+            # The attempt row alone is the "may have reached the provider" marker that
+            # crash recovery reads; the message row gets its counters with the outcome.
             connection.execute(
-                insert(AttemptRow),
+                _INSERT_ATTEMPT,
                 [
                     {
                         "outbox_id": s.outbox_id,
@@ -236,35 +313,9 @@ class OutboxRepository:
                     for s in started
                 ],
             )
-            connection.execute(
-                update(OutboxRow)
-                .where(OutboxRow.id == bindparam("b_id"))
-                .values(
-                    attempt_count=bindparam("b_number"),
-                    provider_id=bindparam("b_provider"),
-                    updated_at=now,
-                ),
-                [
-                    {"b_id": s.outbox_id, "b_number": s.number, "b_provider": s.provider_id}
-                    for s in started
-                ],
-            )
         if finished:
             connection.execute(
-                update(AttemptRow)
-                .where(
-                    AttemptRow.outbox_id == bindparam("b_outbox"),
-                    AttemptRow.number == bindparam("b_number"),
-                )
-                .values(
-                    finished_at=bindparam("b_finished"),
-                    latency_ms=bindparam("b_latency"),
-                    outcome=bindparam("b_outcome"),
-                    phase=bindparam("b_phase"),
-                    reply_code=bindparam("b_code"),
-                    enhanced_status=bindparam("b_enhanced"),
-                    detail=bindparam("b_detail"),
-                ),
+                _FINISH_ATTEMPT,
                 [
                     {
                         "b_outbox": f.outbox_id,
@@ -281,35 +332,13 @@ class OutboxRepository:
                 ],
             )
         if transitions:
-            conditions = [OutboxRow.id == bindparam("b_id")]
-            if owner is not None:
-                # A worker whose lease was taken over must not overwrite the new owner's work.
-                conditions.append(OutboxRow.lease_owner == owner)
             connection.execute(
-                update(OutboxRow)
-                .where(and_(*conditions))
-                .values(
-                    state=bindparam("b_state"),
-                    remaining_recipients=bindparam("b_remaining"),
-                    attempt_count=bindparam("b_attempts"),
-                    deferral_count=bindparam("b_deferrals"),
-                    provider_id=bindparam("b_provider"),
-                    next_attempt_at=bindparam("b_next"),
-                    last_error=bindparam("b_error"),
-                    defer_reason=bindparam("b_reason"),
-                    sent_at=bindparam("b_sent"),
-                    # Sticky: once a provider may have taken the message, a later
-                    # successful retry does not make it any less a possible duplicate.
-                    possible_duplicate=or_(
-                        OutboxRow.possible_duplicate, bindparam("b_dup", type_=Boolean)
-                    ),
-                    lease_owner=bindparam("b_lease_owner"),
-                    lease_expires_at=bindparam("b_lease_expires"),
-                    updated_at=now,
-                ),
+                # A worker whose lease was taken over must not overwrite the new owner's work.
+                _TRANSITION if owner is None else _TRANSITION_OWNED,
                 [
                     {
                         "b_id": t.outbox_id,
+                        "b_owner": owner,
                         "b_state": t.state.value,
                         "b_remaining": list(t.remaining_recipients),
                         "b_attempts": t.attempt_count,
@@ -322,7 +351,7 @@ class OutboxRepository:
                         "b_dup": t.possible_duplicate,
                         # Only a message still in flight keeps its lease.
                         "b_lease_owner": owner if t.state is MessageState.SENDING else None,
-                        "b_lease_expires": None,
+                        "b_updated": now,
                     }
                     for t in transitions
                 ],
@@ -383,6 +412,7 @@ class OutboxRepository:
                     .where(OutboxRow.id.in_(safe_ids))
                     .values(
                         state=MessageState.QUEUED.value,
+                        attempt_count=_ATTEMPTS_MADE,
                         next_attempt_at=now,
                         lease_owner=None,
                         lease_expires_at=None,
@@ -395,6 +425,7 @@ class OutboxRepository:
                     .where(OutboxRow.id.in_(ambiguous_ids))
                     .values(
                         state=MessageState.UNKNOWN.value,
+                        attempt_count=_ATTEMPTS_MADE,
                         next_attempt_at=now if policy is AmbiguousPolicy.RETRY else None,
                         possible_duplicate=True,
                         last_error="interrupted while the provider may have had it",
