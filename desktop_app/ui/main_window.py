@@ -148,6 +148,7 @@ class MainWindow(QMainWindow):
         controller.failed.connect(self.show_problem)
         self.providers.providers_changed.connect(self._on_providers_changed)
         self.compose.message_queued.connect(controller.wake)
+        self.compose.message_queued.connect(self.outbox.expect_new_messages)
         self.outbox.outbox_changed.connect(controller.wake)
 
         self._timer = QTimer(self)

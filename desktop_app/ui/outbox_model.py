@@ -3,21 +3,41 @@
 Rows are fetched a page at a time as the view scrolls (``canFetchMore``/``fetchMore``, keyset
 pages). Engine events do not reload anything: the ids they name are collected and, a few
 times a second, only the loaded rows among them are re-read and repainted. New messages
-appear when the user scrolls to the end (or on ``refresh``).
+appear when the end of the table is in view (``more_available``) or on ``refresh``.
+
+Every read runs through ``run_in_background`` (the bridge's ``call``: the loop thread's
+executor) and its answer is applied on the GUI thread: with the engine committing hundreds
+of messages a second, a SQLite read on the GUI thread froze the window for 50 ms and more.
+Without a runner (tests, tools) the reads run at once, on the calling thread.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, QTimer
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    Qt,
+    QTimer,
+    Signal,
+)
 
 from desktop_app.core.events import MessageStateChanged
 from desktop_app.core.storage.outbox_views import OutboxEntry, OutboxFilter, OutboxViews
 
+log = logging.getLogger(__name__)
+
 _Index = QModelIndex | QPersistentModelIndex
+
+#: ``runner(function, *args, on_success=callback, on_error=callback)``, like ``CoreBridge.call``.
+Runner = Callable[..., Any]
 
 COLUMNS = (
     "State",
@@ -40,17 +60,56 @@ def _when(epoch: float | None) -> str:
     return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
 
 
-class OutboxModel(QAbstractTableModel):
-    """Outbox entries matching a filter, in queue order."""
+def run_here(
+    function: Callable[..., Any],
+    *args: Any,
+    on_success: Callable[[Any], None] | None = None,
+    on_error: Callable[[BaseException], None] | None = None,
+) -> None:
+    """The runner without a loop thread: call at once, answer at once."""
+    try:
+        result = function(*args)
+    except Exception as exc:
+        if on_error is None:
+            raise
+        on_error(exc)
+        return
+    if on_success is not None:
+        on_success(result)
 
-    def __init__(self, views: OutboxViews, parent: Any = None) -> None:
+
+class OutboxModel(QAbstractTableModel):
+    """Outbox entries matching a filter, in queue order.
+
+    Signals:
+        total_changed(int): how many messages match the filter, loaded or not (newly counted).
+        more_available(): messages may now exist past the last loaded row.
+    """
+
+    total_changed = Signal(int)
+    more_available = Signal()
+
+    def __init__(
+        self,
+        views: OutboxViews,
+        parent: Any = None,
+        *,
+        run_in_background: Runner | None = None,
+    ) -> None:
         super().__init__(parent)
         self._views = views
+        self._run: Runner = run_in_background or run_here
         self._filter = OutboxFilter()
         self._rows: list[OutboxEntry] = []
         self._row_of: dict[int, int] = {}
         self._exhausted = False
         self._dirty: set[int] = set()
+        # Bumped by refresh(): answers to reads made for the rows before it are dropped.
+        self._generation = 0
+        self._fetching = False
+        self._flushing = False
+        self._counting = False
+        self._total: int | None = None
         self._timer = QTimer(self)
         self._timer.setInterval(UPDATE_INTERVAL_MS)
         self._timer.timeout.connect(self._flush_updates)
@@ -70,30 +129,71 @@ class OutboxModel(QAbstractTableModel):
 
     def refresh(self) -> None:
         """Start over from the first page (filter changed, or the user asked)."""
+        self._generation += 1
         self.beginResetModel()
         self._rows = []
         self._row_of = {}
         self._exhausted = False
         self._dirty.clear()
+        self._fetching = self._flushing = self._counting = False
+        self._total = None
         self.endResetModel()
         self.fetchMore(QModelIndex())
+        self.refresh_total()
 
-    def total(self) -> int:
-        """All matching messages, loaded or not."""
-        return self._views.count(self._filter)
+    def total(self) -> int | None:
+        """All matching messages, loaded or not, as last counted (None: not counted yet)."""
+        return self._total
+
+    def refresh_total(self) -> None:
+        """Count again in the background; ``total_changed`` tells the result."""
+        if self._counting:
+            return
+        self._counting = True
+        generation = self._generation
+        self._run(
+            self._views.count,
+            self._filter,
+            on_success=lambda count: self._on_counted(generation, count),
+            on_error=lambda error: self._on_read_failed(generation, "count", error),
+        )
+
+    def _on_counted(self, generation: int, count: int) -> None:
+        if generation != self._generation:
+            return
+        self._counting = False
+        self._total = count
+        self.total_changed.emit(count)
+
+    def expect_more(self) -> None:
+        """Messages were just queued: there may be rows past the end again."""
+        if self._exhausted:
+            self._exhausted = False
+            self.more_available.emit()
 
     # -- lazy loading ----------------------------------------------------------------------
 
     def canFetchMore(self, parent: _Index = QModelIndex()) -> bool:  # noqa: B008
-        return not parent.isValid() and not self._exhausted
+        return not parent.isValid() and not self._exhausted and not self._fetching
 
     def fetchMore(self, parent: _Index = QModelIndex()) -> None:  # noqa: B008
-        if parent.isValid() or self._exhausted:
+        if parent.isValid() or self._exhausted or self._fetching:
             return
+        self._fetching = True
+        generation = self._generation
         after = self._rows[-1].outbox_id if self._rows else 0
-        page = self._views.page(self._filter, after_id=after, limit=PAGE_SIZE)
+        self._run(
+            functools.partial(self._views.page, self._filter, after_id=after, limit=PAGE_SIZE),
+            on_success=lambda page: self._on_page(generation, page),
+            on_error=lambda error: self._on_read_failed(generation, "page", error),
+        )
+
+    def _on_page(self, generation: int, page: list[OutboxEntry]) -> None:
+        if generation != self._generation:
+            return
+        self._fetching = False
         if len(page) < PAGE_SIZE:
-            # Until more mail is queued; the flush timer notices new ids and re-arms.
+            # Until more mail is queued; the flush notices new ids and re-arms.
             self._exhausted = True
         if not page:
             return
@@ -104,6 +204,17 @@ class OutboxModel(QAbstractTableModel):
         self._rows.extend(page)
         self.endInsertRows()
 
+    def _on_read_failed(self, generation: int, what: str, error: BaseException) -> None:
+        # A locked or busy database: the next flush, scroll or refresh reads again.
+        log.warning("outbox view: reading the %s failed: %s", what, error)
+        if generation == self._generation:
+            if what == "page":
+                self._fetching = False
+            elif what == "count":
+                self._counting = False
+            else:
+                self._flushing = False
+
     # -- live updates ----------------------------------------------------------------------
 
     def note_changed(self, event: MessageStateChanged) -> None:
@@ -111,16 +222,45 @@ class OutboxModel(QAbstractTableModel):
         self._dirty.add(event.outbox_id)
 
     def _flush_updates(self) -> None:
-        if not self._dirty:
+        if not self._dirty or self._flushing:
             return
         dirty, self._dirty = self._dirty, set()
-        loaded = [outbox_id for outbox_id in dirty if outbox_id in self._row_of]
-        if any(outbox_id not in self._row_of for outbox_id in dirty):
-            self._exhausted = False  # something new may be past the end: let fetchMore look
-        for entry in self._views.entries(loaded):
-            row = self._row_of[entry.outbox_id]
-            self._rows[row] = entry
-            self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
+        loaded = sorted(outbox_id for outbox_id in dirty if outbox_id in self._row_of)
+        last_loaded = self._rows[-1].outbox_id if self._rows else 0
+        if self._exhausted and any(outbox_id > last_loaded for outbox_id in dirty):
+            self._exhausted = False  # something new past the end: let fetchMore look
+            self.more_available.emit()
+        if not loaded:
+            return
+        self._flushing = True
+        generation = self._generation
+        self._run(
+            self._views.entries,
+            loaded,
+            on_success=lambda entries: self._on_entries(generation, entries),
+            on_error=lambda error: self._on_entries_failed(generation, loaded, error),
+        )
+
+    def _on_entries_failed(self, generation: int, ids: list[int], error: BaseException) -> None:
+        if generation == self._generation:
+            self._dirty.update(ids)  # read them again next time
+        self._on_read_failed(generation, "entries", error)
+
+    def _on_entries(self, generation: int, entries: list[OutboxEntry]) -> None:
+        if generation != self._generation:
+            return
+        self._flushing = False
+        rows: list[int] = []
+        for entry in entries:
+            row = self._row_of.get(entry.outbox_id)
+            if row is not None:
+                self._rows[row] = entry
+                rows.append(row)
+        if rows:
+            # One signal for the span: a view repaints once, not once per message.
+            self.dataChanged.emit(
+                self.index(min(rows), 0), self.index(max(rows), len(COLUMNS) - 1)
+            )
 
     def entry_at(self, row: int) -> OutboxEntry:
         return self._rows[row]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QTimer, Signal, Slot
+from collections.abc import Callable
+
+from PySide6.QtCore import QModelIndex, QTimer, Signal, Slot
 from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -39,7 +41,11 @@ class OutboxPage(QWidget):
         super().__init__(parent)
         self._workspace = workspace
         self._bridge = bridge
-        self.model = OutboxModel(OutboxViews(workspace.database), self)
+        self.model = OutboxModel(
+            OutboxViews(workspace.database), self, run_in_background=bridge.call
+        )
+        self.model.total_changed.connect(self._on_model_total_changed)
+        self.model.more_available.connect(self._on_model_more_available)
         bridge.message_state_changed.connect(self._on_bridge_message_state_changed)
 
         self.state_filter = labelled(QComboBox(), "State")
@@ -108,7 +114,24 @@ class OutboxPage(QWidget):
         self.update_summary()
 
     def update_summary(self) -> None:
-        self.summary.setText(f"{self.model.total():,} messages match")
+        """Count the matching messages again (in the background)."""
+        self.model.refresh_total()
+
+    @Slot(int)
+    def _on_model_total_changed(self, total: int) -> None:
+        self.summary.setText(f"{total:,} messages match")
+
+    @Slot()
+    def _on_model_more_available(self) -> None:
+        # What the view does when scrolled to the bottom; here the end is already in view.
+        bar = self.table.verticalScrollBar()
+        if bar.value() >= bar.maximum():
+            self.model.fetchMore(QModelIndex())
+
+    def expect_new_messages(self) -> None:
+        """Messages were queued from this window: show them if the end is in view."""
+        self.model.expect_more()
+        self.update_summary()
 
     def selected_ids(self) -> list[int]:
         rows = self.table.selectionModel().selectedRows()
@@ -121,18 +144,25 @@ class OutboxPage(QWidget):
 
     @Slot()
     def retry_selected(self) -> None:
-        ids = self.selected_ids()
-        if ids:
-            self._bridge.call(self._workspace.outbox.retry_now, ids, on_success=self._after_change)
+        self._change_selected(self._workspace.outbox.retry_now)
 
     @Slot()
     def cancel_selected(self) -> None:
+        self._change_selected(self._workspace.outbox.cancel)
+
+    def _change_selected(self, change: Callable[[list[int]], int]) -> None:
         ids = self.selected_ids()
         if ids:
-            self._bridge.call(self._workspace.outbox.cancel, ids, on_success=self._after_change)
+            # The ids as clicked: the selection may have moved by the time the answer comes.
+            self._bridge.call(
+                change,
+                ids,
+                on_success=lambda _count: self._after_change(ids),
+                on_error=lambda error: self.summary.setText(f"Not changed: {error}"),
+            )
 
-    def _after_change(self, _count: object) -> None:
-        for outbox_id in self.selected_ids():
+    def _after_change(self, ids: list[int]) -> None:
+        for outbox_id in ids:
             self.model.note_changed(
                 MessageStateChanged(outbox_id=outbox_id, message_id="", state=MessageState.QUEUED)
             )

@@ -11,6 +11,7 @@ Every write here is one transaction, and the engine batches many messages into e
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from desktop_app.core.models import (
     OutcomeClass,
 )
 from desktop_app.core.storage.database import Database
-from desktop_app.core.storage.dialect import lock_for_claim
+from desktop_app.core.storage.dialect import execute_many_fast, lock_for_claim
 from desktop_app.core.storage.schema import AttemptRow, OutboxRow
 
 #: States a message can be claimed from once its ``next_attempt_at`` is due.
@@ -139,7 +140,13 @@ _CLAIM = (
         OutboxRow.next_attempt_at,
     )
 )
-_INSERT_ATTEMPT = insert(AttemptRow)
+_INSERT_ATTEMPT = insert(AttemptRow).values(
+    outbox_id=bindparam("b_outbox"),
+    number=bindparam("b_number"),
+    provider_id=bindparam("b_provider"),
+    provider_name=bindparam("b_provider_name"),
+    started_at=bindparam("b_started"),
+)
 _FINISH_ATTEMPT = (
     update(AttemptRow)
     .where(
@@ -300,21 +307,23 @@ class OutboxRepository:
         if started:
             # The attempt row alone is the "may have reached the provider" marker that
             # crash recovery reads; the message row gets its counters with the outcome.
-            connection.execute(
+            execute_many_fast(
+                connection,
                 _INSERT_ATTEMPT,
                 [
                     {
-                        "outbox_id": s.outbox_id,
-                        "number": s.number,
-                        "provider_id": s.provider_id,
-                        "provider_name": s.provider_name,
-                        "started_at": s.started_at,
+                        "b_outbox": s.outbox_id,
+                        "b_number": s.number,
+                        "b_provider": s.provider_id,
+                        "b_provider_name": s.provider_name,
+                        "b_started": s.started_at,
                     }
                     for s in started
                 ],
             )
         if finished:
-            connection.execute(
+            execute_many_fast(
+                connection,
                 _FINISH_ATTEMPT,
                 [
                     {
@@ -332,7 +341,8 @@ class OutboxRepository:
                 ],
             )
         if transitions:
-            connection.execute(
+            execute_many_fast(
+                connection,
                 # A worker whose lease was taken over must not overwrite the new owner's work.
                 _TRANSITION if owner is None else _TRANSITION_OWNED,
                 [
@@ -340,7 +350,7 @@ class OutboxRepository:
                         "b_id": t.outbox_id,
                         "b_owner": owner,
                         "b_state": t.state.value,
-                        "b_remaining": list(t.remaining_recipients),
+                        "b_remaining": json.dumps(list(t.remaining_recipients)),
                         "b_attempts": t.attempt_count,
                         "b_deferrals": t.deferral_count,
                         "b_provider": t.provider_id,
