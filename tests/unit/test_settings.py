@@ -144,9 +144,11 @@ def test_any_text_is_either_a_valid_value_or_a_one_line_error(key: str, text: st
         assert value in spec.choices
         return
     assert type(value) is spec.kind
-    assert math.isfinite(value)
-    assert spec.minimum is None or value >= spec.minimum
-    assert spec.maximum is None or value <= spec.maximum
+    assert isinstance(value, int | float)
+    number = float(value)
+    assert math.isfinite(number)
+    assert spec.minimum is None or number >= spec.minimum
+    assert spec.maximum is None or number <= spec.maximum
 
 
 @pytest.mark.parametrize("key", sorted(k for k, s in SPECS.items() if not s.choices))

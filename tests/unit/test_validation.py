@@ -21,7 +21,7 @@ from desktop_app.core.validation import (
 #: treats as line breaks.
 LINE_BREAKS = "\r\n\x00\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
 
-any_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+any_text = st.text(st.characters(blacklist_categories=["Cs"]), max_size=40)
 with_line_break = st.builds(
     lambda before, char, after: before + char + after,
     any_text,
@@ -29,7 +29,7 @@ with_line_break = st.builds(
     any_text,
 )
 without_line_break = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters=LINE_BREAKS), max_size=80
+    st.characters(blacklist_categories=["Cs"], blacklist_characters=LINE_BREAKS), max_size=80
 )
 
 _ATEXT = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~"

@@ -66,6 +66,12 @@ class Database:
 
     def upgrade(self, revision: str = "head") -> None:
         """Apply pending migrations; a database from an older version upgrades in place."""
+        if revision == "head":
+            # The usual case, checked without the write lock: a read-only command must
+            # not wait for (or fail on) a writer just because it opened the database.
+            with self.engine.connect() as reader:
+                if self._is_at_head(reader):
+                    return
         with self._writer.begin() as connection:
             if revision == "head" and self._is_at_head(connection):
                 return
