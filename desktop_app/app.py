@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, QSocketNotifier
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -38,6 +42,44 @@ def open_workspace_interactively(data_dir: Path) -> Workspace | None:
             )
             if answer != QMessageBox.StandardButton.Retry:
                 return None
+
+
+@contextlib.contextmanager
+def quit_on_termination_signals(window: MainWindow) -> Iterator[None]:
+    """SIGTERM (logout, shutdown, ``kill``) and SIGINT (Ctrl+C) quit like the Quit action.
+
+    Without this, Python's default handling ended the process on the spot: transactions in
+    flight were cut off (their messages left as ``sending``, later ``unknown``, possibly sent
+    twice) and SIGINT was not even noticed while Qt's loop ran. The signal only wakes a
+    socket; the window quits from the Qt event loop, which stops the engine cleanly.
+    """
+    receiver, sender = socket.socketpair()
+    receiver.setblocking(False)
+    sender.setblocking(False)
+    notifier = QSocketNotifier(receiver.fileno(), QSocketNotifier.Type.Read)
+
+    def on_signal() -> None:
+        with contextlib.suppress(OSError):
+            receiver.recv(64)
+        log.info("termination signal: quitting")
+        window.quit()
+
+    notifier.activated.connect(on_signal)
+    previous_fd = signal.set_wakeup_fd(sender.fileno())
+    # The Python-level handler does nothing: the C-level one already wrote the wake-up byte.
+    previous = {
+        signum: signal.signal(signum, lambda _signum, _frame: None)
+        for signum in (signal.SIGTERM, signal.SIGINT)
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        signal.set_wakeup_fd(previous_fd)
+        notifier.setEnabled(False)
+        receiver.close()
+        sender.close()
 
 
 def run_gui(*, data_dir: Path, demo: bool = False, verbose: bool = False) -> int:
@@ -72,7 +114,8 @@ def run_gui(*, data_dir: Path, demo: bool = False, verbose: bool = False) -> int
     window.show()
     controller.start()
     try:
-        return app.exec()
+        with quit_on_termination_signals(window):
+            return app.exec()
     finally:
         controller.stop()
         # Destroy the widgets while Qt still runs: left to interpreter shutdown, PySide6

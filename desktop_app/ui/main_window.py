@@ -122,7 +122,7 @@ class MainWindow(QMainWindow):
             )
             self.addAction(action)
         quit_action = QAction("Quit", self)
-        # The platform's Quit key where it has one; Windows and bare X11 have none.
+        # The platform's Quit key where it has one; Windows (and offscreen) have none.
         quit_action.setShortcuts(
             QKeySequence.keyBindings(QKeySequence.StandardKey.Quit) or [QKeySequence("Ctrl+Q")]
         )
@@ -286,7 +286,11 @@ class MainWindow(QMainWindow):
         if geometry is not None:
             self.restoreGeometry(geometry)
         else:
-            self.resize(1100, 700)
+            # 1100 x 700 where it fits; on a small screen, most of it (never off its edges).
+            available = self.screen().availableGeometry()
+            self.resize(
+                min(1100, available.width() * 9 // 10), min(700, available.height() * 9 // 10)
+            )
         state = self._settings.value("window/state")
         if state is not None:
             self.restoreState(state)

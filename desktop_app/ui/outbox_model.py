@@ -110,6 +110,7 @@ class OutboxModel(QAbstractTableModel):
         self._flushing = False
         self._counting = False
         self._total: int | None = None
+        self._resetting = False
         self._timer = QTimer(self)
         self._timer.setInterval(UPDATE_INTERVAL_MS)
         self._timer.timeout.connect(self._flush_updates)
@@ -137,7 +138,13 @@ class OutboxModel(QAbstractTableModel):
         self._dirty.clear()
         self._fetching = self._flushing = self._counting = False
         self._total = None
-        self.endResetModel()
+        # Views (and Qt's model tester) ask for rows while the reset is announced; the first
+        # page is fetched right after, once the reset is complete.
+        self._resetting = True
+        try:
+            self.endResetModel()
+        finally:
+            self._resetting = False
         self.fetchMore(QModelIndex())
         self.refresh_total()
 
@@ -177,7 +184,7 @@ class OutboxModel(QAbstractTableModel):
         return not parent.isValid() and not self._exhausted and not self._fetching
 
     def fetchMore(self, parent: _Index = QModelIndex()) -> None:  # noqa: B008
-        if parent.isValid() or self._exhausted or self._fetching:
+        if parent.isValid() or self._exhausted or self._fetching or self._resetting:
             return
         self._fetching = True
         generation = self._generation
@@ -258,9 +265,7 @@ class OutboxModel(QAbstractTableModel):
                 rows.append(row)
         if rows:
             # One signal for the span: a view repaints once, not once per message.
-            self.dataChanged.emit(
-                self.index(min(rows), 0), self.index(max(rows), len(COLUMNS) - 1)
-            )
+            self.dataChanged.emit(self.index(min(rows), 0), self.index(max(rows), len(COLUMNS) - 1))
 
     def entry_at(self, row: int) -> OutboxEntry:
         return self._rows[row]

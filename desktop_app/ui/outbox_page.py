@@ -107,9 +107,10 @@ class OutboxPage(QWidget):
         self.update_summary()
 
     def _apply_filter(self) -> None:
+        # PySide hands the enum back as a plain str: make it a MessageState again.
         state = self.state_filter.currentData()
         self.model.set_filter(
-            OutboxFilter(states=(state,) if state else (), text=self.search.text())
+            OutboxFilter(states=(MessageState(state),) if state else (), text=self.search.text())
         )
         self.update_summary()
 
@@ -119,7 +120,7 @@ class OutboxPage(QWidget):
 
     @Slot(int)
     def _on_model_total_changed(self, total: int) -> None:
-        self.summary.setText(f"{total:,} messages match")
+        self.summary.setText("1 message matches" if total == 1 else f"{total:,} messages match")
 
     @Slot()
     def _on_model_more_available(self) -> None:

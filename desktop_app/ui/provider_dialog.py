@@ -51,10 +51,9 @@ class ShortcutButton(QPushButton):
     """
 
     def event(self, event: QEvent) -> bool:
-        if event.type() == QEvent.Type.Shortcut and isinstance(event, QShortcutEvent):
-            if not event.isAmbiguous():
-                self.click()
-                return True
+        if isinstance(event, QShortcutEvent) and not event.isAmbiguous():
+            self.click()
+            return True
         return super().event(event)
 
 
@@ -182,7 +181,8 @@ class ProviderDialog(QDialog):
         self.security.currentIndexChanged.connect(self._on_security_changed)
         for line in (self.name, self.host, self.username, self.password, self.sender_domains):
             line.textChanged.connect(self._revalidate)
-        self.port.textChanged.connect(self._revalidate)
+        # Every keystroke: QSpinBox.textChanged stays silent while the text is not a number.
+        self.port.lineEdit().textChanged.connect(self._revalidate)
         for spin in (
             self.port,
             self.priority,

@@ -142,8 +142,11 @@ class ProvidersPage(QWidget):
         row = self.model.row_of(provider.name) if provider else -1
         self.up_button.setEnabled(provider is not None and row > 0)
         self.down_button.setEnabled(provider is not None and row < self.model.rowCount() - 1)
-        self.toggle_button.setText("Enable" if provider and not provider.enabled else "Disable")
-        self.toggle_button.setAccessibleName(self.toggle_button.text())
+        toggle = "Enable" if provider and not provider.enabled else "Disable"
+        self.toggle_button.setText(toggle)
+        self.toggle_button.setAccessibleName(toggle)
+        # The tooltip said "Disable (Ctrl+D)" on a button that read "Enable".
+        self.toggle_button.setToolTip(f"{toggle} ({self.toggle_button.shortcut().toString()})")
 
     def _report(self, text: str) -> None:
         self.status.setText(text)

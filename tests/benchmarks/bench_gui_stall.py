@@ -337,7 +337,8 @@ def main() -> int:
     parser.add_argument(
         "--sink",
         choices=("smtp-sink", "aiosmtpd"),
-        default="smtp-sink" if shutil.which("smtp-sink") or Path("/usr/sbin/smtp-sink").exists()
+        default="smtp-sink"
+        if shutil.which("smtp-sink") or Path("/usr/sbin/smtp-sink").exists()
         else "aiosmtpd",
     )
     return run(parser.parse_args())

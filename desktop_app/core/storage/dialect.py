@@ -126,9 +126,7 @@ def execute_many_fast(
         compiled = statement.compile(dialect=connection.dialect)
         _COMPILED[key] = compiled
     # Values fixed in the statement itself (e.g. ``lease_expires_at=None``).
-    defaults = {
-        name: bind.value for name, bind in compiled.binds.items() if not bind.required
-    }
+    defaults = {name: bind.value for name, bind in compiled.binds.items() if not bind.required}
     if compiled.positional:
         order = compiled.positiontup
         params: Sequence[Any] = [tuple({**defaults, **row}[name] for name in order) for row in rows]
