@@ -34,21 +34,30 @@ SuccessCallback = Callable[[Any], None]
 ErrorCallback = Callable[[BaseException], None]
 
 
+class LoopStoppedError(RuntimeError):
+    """The loop thread has stopped (the app is shutting down): the request never ran."""
+
+
+def is_shutdown_error(error: BaseException) -> bool:
+    """Whether a request failed only because the app is shutting down."""
+    return isinstance(error, LoopStoppedError | concurrent.futures.CancelledError)
+
+
 class CoreBridge(QObject):
     """Core events -> Qt signals; GUI requests -> loop thread -> GUI callbacks.
 
-    Signals:
-        attempt_recorded(AttemptRecorded)
-        message_state_changed(MessageStateChanged)
+    Signals (on the GUI thread; the per-message ones carry every event of a batch, in order):
+        attempts_recorded(list[AttemptRecorded])
+        message_states_changed(list[MessageStateChanged])
+        failovers_happened(list[FailoverHappened])
         provider_state_changed(ProviderStateChanged)
-        failover_happened(FailoverHappened)
         engine_status_changed(EngineStatusChanged)
     """
 
-    attempt_recorded = Signal(object)
-    message_state_changed = Signal(object)
+    attempts_recorded = Signal(list)
+    message_states_changed = Signal(list)
+    failovers_happened = Signal(list)
     provider_state_changed = Signal(object)
-    failover_happened = Signal(object)
     engine_status_changed = Signal(object)
     _request_finished = Signal(int, object, object)
     _events_ready = Signal()
@@ -77,10 +86,11 @@ class CoreBridge(QObject):
     def publish(self, event: Event) -> None:
         """EventSink (loop thread): hand the event to the GUI thread. Never touches widgets.
 
-        Events are batched: one queued signal per batch, not one per event. The GUI thread
-        needs the GIL for every queued slot call, and while the engine keeps the loop thread
-        busy each acquisition can wait a whole switch interval (5 ms); a few thousand events
-        a second queued one by one kept the window from painting for 50-100 ms at a time.
+        Events are batched: one queued call per batch, and one signal per kind of event per
+        batch, not one per event. Emitting a signal releases the GIL, and while the engine
+        keeps the loop thread busy, getting it back can take most of a switch interval
+        (5 ms): a few thousand events a second, queued and emitted one by one, kept the
+        window from painting for 50-100 ms at a time.
         """
         with self._pending_lock:
             self._pending.append(event)
@@ -94,20 +104,26 @@ class CoreBridge(QObject):
         with self._pending_lock:
             events, self._pending = self._pending, []
             self._delivery_scheduled = False
+        attempts: list[AttemptRecorded] = []
+        states: list[MessageStateChanged] = []
+        failovers: list[FailoverHappened] = []
         for event in events:
-            self._dispatch(event)
-
-    def _dispatch(self, event: Event) -> None:
-        if isinstance(event, AttemptRecorded):
-            self.attempt_recorded.emit(event)
-        elif isinstance(event, MessageStateChanged):
-            self.message_state_changed.emit(event)
-        elif isinstance(event, ProviderStateChanged):
-            self.provider_state_changed.emit(event)
-        elif isinstance(event, FailoverHappened):
-            self.failover_happened.emit(event)
-        elif isinstance(event, EngineStatusChanged):
-            self.engine_status_changed.emit(event)
+            if isinstance(event, AttemptRecorded):
+                attempts.append(event)
+            elif isinstance(event, MessageStateChanged):
+                states.append(event)
+            elif isinstance(event, FailoverHappened):
+                failovers.append(event)
+            elif isinstance(event, ProviderStateChanged):
+                self.provider_state_changed.emit(event)
+            elif isinstance(event, EngineStatusChanged):
+                self.engine_status_changed.emit(event)
+        if attempts:
+            self.attempts_recorded.emit(attempts)
+        if states:
+            self.message_states_changed.emit(states)
+        if failovers:
+            self.failovers_happened.emit(failovers)
 
     # -- GUI -> core -----------------------------------------------------------------------
 
@@ -126,7 +142,7 @@ class CoreBridge(QObject):
             # The loop thread has stopped (the app is shutting down): an answer, not a crash.
             coroutine.close()
             future = concurrent.futures.Future()
-            future.set_exception(exc)
+            future.set_exception(LoopStoppedError(str(exc)))
         future.add_done_callback(lambda done: self._deliver(token, done))
         return future
 

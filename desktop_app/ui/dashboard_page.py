@@ -26,7 +26,7 @@ class DashboardPage(QWidget):
         super().__init__(parent)
         self._sent_times: collections.deque[float] = collections.deque()
         self._provider_states: dict[str, ProviderStateChanged] = {}
-        bridge.attempt_recorded.connect(self._on_bridge_attempt_recorded)
+        bridge.attempts_recorded.connect(self._on_bridge_attempts_recorded)
         bridge.provider_state_changed.connect(self._on_bridge_provider_state_changed)
 
         self.count_labels: dict[MessageState, QLabel] = {}
@@ -78,10 +78,12 @@ class DashboardPage(QWidget):
                     f"{event.state.value} (breaker {event.breaker.value})"
                 )
 
-    @Slot(object)
-    def _on_bridge_attempt_recorded(self, event: AttemptRecorded) -> None:
-        if event.attempt.outcome is OutcomeClass.DELIVERED:
-            self._sent_times.append(time.monotonic())
+    @Slot(list)
+    def _on_bridge_attempts_recorded(self, events: list[AttemptRecorded]) -> None:
+        now = time.monotonic()
+        for event in events:
+            if event.attempt.outcome is OutcomeClass.DELIVERED:
+                self._sent_times.append(now)
 
     @Slot(object)
     def _on_bridge_provider_state_changed(self, event: ProviderStateChanged) -> None:

@@ -25,7 +25,7 @@ from desktop_app.core.events import (
 )
 from desktop_app.core.models import OutboxCounts, ProviderState
 from desktop_app.core.workspace import Workspace
-from desktop_app.ui.bridge import CoreBridge
+from desktop_app.ui.bridge import CoreBridge, is_shutdown_error
 from desktop_app.ui.compose_page import ComposePage
 from desktop_app.ui.dashboard_page import DashboardPage
 from desktop_app.ui.delivery_controller import DeliveryController
@@ -36,6 +36,8 @@ from desktop_app.ui.tray import Tray, overall_health
 
 PAGES = ("Dashboard", "Campaigns", "Outbox", "Providers")
 REFRESH_MS = 1000
+#: How long a problem stays in the banner (and the status bar) before others may replace it.
+PROBLEM_MS = 15000
 
 
 class MainWindow(QMainWindow):
@@ -140,7 +142,7 @@ class MainWindow(QMainWindow):
         self.network.changed.connect(self._update_health)
 
         bridge.provider_state_changed.connect(self._on_bridge_provider_state_changed)
-        bridge.failover_happened.connect(self._on_bridge_failover_happened)
+        bridge.failovers_happened.connect(self._on_bridge_failovers_happened)
         bridge.engine_status_changed.connect(self._on_bridge_engine_status_changed)
         controller.state_changed.connect(self._on_controller_state_changed)
         # The toolbar said "Pause sending" next to "Stopped" until the first change.
@@ -151,6 +153,10 @@ class MainWindow(QMainWindow):
         self.compose.message_queued.connect(self.outbox.expect_new_messages)
         self.outbox.outbox_changed.connect(controller.wake)
 
+        self._problem_timer = QTimer(self)
+        self._problem_timer.setSingleShot(True)
+        self._problem_timer.setInterval(PROBLEM_MS)
+        self._problem_timer.timeout.connect(self._on_problem_timer_timeout)
         self._timer = QTimer(self)
         self._timer.setInterval(REFRESH_MS)
         self._timer.timeout.connect(self.refresh)
@@ -186,6 +192,8 @@ class MainWindow(QMainWindow):
 
     def _on_refresh_error(self, error: BaseException) -> None:
         self._refresh_pending = False
+        if is_shutdown_error(error):
+            return  # the app is closing: cut-off requests are not a problem to show
         self.show_problem(str(error))
 
     def _update_health(self) -> None:
@@ -231,8 +239,13 @@ class MainWindow(QMainWindow):
         self.banner.setProperty("problem", True)
         self.banner.setText(text)
         self.banner.setVisible(True)
-        self.statusBar().showMessage(text, 15000)
-        QTimer.singleShot(15000, lambda: self.banner.setProperty("problem", False))
+        self.statusBar().showMessage(text, PROBLEM_MS)
+        # One timer, restarted: a singleShot per problem let an older one clear the flag of
+        # a newer problem early, and fired into a deleted window after it closed.
+        self._problem_timer.start()
+
+    def _on_problem_timer_timeout(self) -> None:
+        self.banner.setProperty("problem", False)
 
     # -- sending control -------------------------------------------------------------------
 
@@ -271,9 +284,10 @@ class MainWindow(QMainWindow):
         self.tray.on_provider_state(event, previous)
         self._update_health()
 
-    @Slot(object)
-    def _on_bridge_failover_happened(self, event: FailoverHappened) -> None:
-        self.tray.on_failover(event)
+    @Slot(list)
+    def _on_bridge_failovers_happened(self, events: list[FailoverHappened]) -> None:
+        for event in events:
+            self.tray.on_failover(event)
 
     @Slot(object)
     def _on_bridge_engine_status_changed(self, event: EngineStatusChanged) -> None:

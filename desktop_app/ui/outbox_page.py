@@ -46,7 +46,7 @@ class OutboxPage(QWidget):
         )
         self.model.total_changed.connect(self._on_model_total_changed)
         self.model.more_available.connect(self._on_model_more_available)
-        bridge.message_state_changed.connect(self._on_bridge_message_state_changed)
+        bridge.message_states_changed.connect(self._on_bridge_message_states_changed)
 
         self.state_filter = labelled(QComboBox(), "State")
         self.state_filter.addItem("All states", None)
@@ -170,6 +170,7 @@ class OutboxPage(QWidget):
         self.update_summary()
         self.outbox_changed.emit()
 
-    @Slot(object)
-    def _on_bridge_message_state_changed(self, event: MessageStateChanged) -> None:
-        self.model.note_changed(event)
+    @Slot(list)
+    def _on_bridge_message_states_changed(self, events: list[MessageStateChanged]) -> None:
+        for event in events:
+            self.model.note_changed(event)

@@ -240,15 +240,14 @@ def measure(app: QApplication, scratch: Path, port: int, args: argparse.Namespac
     finished_at = 0.0
     drained = QEventLoop()
 
-    def on_state(event: MessageStateChanged) -> None:
+    def on_states(events: list[MessageStateChanged]) -> None:
         nonlocal sent, finished_at
-        if event.state is MessageState.SENT:
-            sent += 1
-            if sent == args.messages:
-                finished_at = time.perf_counter()
-                drained.quit()
+        sent += sum(1 for event in events if event.state is MessageState.SENT)
+        if sent >= args.messages and not finished_at:
+            finished_at = time.perf_counter()
+            drained.quit()
 
-    bridge.message_state_changed.connect(on_state)
+    bridge.message_states_changed.connect(on_states)
     heartbeat = Heartbeat()
     watchdog = Watchdog(heartbeat, threading.get_ident())
     watchdog.start()

@@ -21,6 +21,7 @@ from pytestqt.qtbot import QtBot
 from desktop_app.core.models import MessageState
 from desktop_app.core.storage.outbox_views import OutboxViews
 from desktop_app.core.workspace import Workspace
+from desktop_app.ui.bridge import LoopStoppedError
 from desktop_app.ui.main_window import PAGES
 from desktop_app.ui.provider_dialog import ProviderDialog
 from tests.support.qt_helpers import settle
@@ -236,3 +237,20 @@ def test_providers_page_widgets_are_named_after_their_labels(
         assert page.findChildren(kind) == []  # none today; if added, they need names too
     assert page.table.accessibleName() == "Providers"
     assert stack.window.navigation.accessibleName() == "Navigation"
+
+
+def test_requests_cut_off_by_shutdown_are_not_reported_as_problems(
+    stack: Any, qtbot: QtBot
+) -> None:
+    window = stack.window
+    stack.controller.stop()
+    stack.runtime.stop()
+    errors: list[BaseException] = []
+    stack.bridge.call(lambda: 1, on_success=errors.append, on_error=errors.append)
+    assert errors == []  # answers always come from the event loop, never inside the call
+    qtbot.waitUntil(lambda: len(errors) == 1)
+    assert isinstance(errors[0], LoopStoppedError)
+    # The once-a-second refresh keeps asking meanwhile; the window shows nothing alarming.
+    qtbot.wait(1500)
+    assert not window.banner.property("problem")
+    assert "loop thread" not in window.banner.text()
