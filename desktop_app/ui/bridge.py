@@ -1,7 +1,7 @@
 """The only place that touches both the core's loop thread and Qt.
 
-Core events arrive on the loop thread and leave as Qt signals; Qt delivers them to the GUI
-thread (queued, because the bridge lives there). Work the GUI asks for (a probe, a keyring
+Core events arrive on the loop thread, are collected, and leave in batches as Qt signals on
+the GUI thread (one queued call per batch). Work the GUI asks for (a probe, a keyring
 write, a database change) runs on the loop thread and its result comes back as a callback
 on the GUI thread. Only frozen values cross, never widgets, sessions or SMTP clients.
 """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSettings, QTimer, Slot
+from PySide6.QtCore import QSettings, Qt, QTimer, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -81,6 +81,11 @@ class MainWindow(QMainWindow):
             self.navigation.addItem(name)
             self.pages.addWidget(page)
         self.navigation.currentRowChanged.connect(self.pages.setCurrentIndex)
+        # In a narrow window the list was squeezed until "Campaigns" was cut off.
+        self.navigation.setMinimumWidth(
+            self.navigation.sizeHintForColumn(0) + 2 * self.navigation.frameWidth() + 8
+        )
+        self.navigation.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
         self.banner = QLabel()
         self.banner.setObjectName("banner")

@@ -8,6 +8,7 @@ from typing import Any
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
+from desktop_app.core.events import EngineStatusChanged, MessageStateChanged
 from desktop_app.core.models import MessageState
 from desktop_app.core.workspace import Workspace
 from tests.support.qt_helpers import settle
@@ -121,3 +122,29 @@ def test_pause_stops_new_sends_and_start_resumes(
     window.toggle_sending()
     assert stack.controller.state == "sending"
     server.wait_for_messages(3, timeout=SEND_TIMEOUT_MS / 1000)
+
+
+def test_bridge_hands_over_bursts_in_order_and_in_batches(stack: Any, qtbot: QtBot) -> None:
+    """One signal per batch: per-event signals froze the GUI under load (bench_gui_stall)."""
+    batches: list[list[MessageStateChanged]] = []
+    statuses: list[EngineStatusChanged] = []
+    stack.bridge.message_states_changed.connect(batches.append)
+    stack.bridge.engine_status_changed.connect(statuses.append)
+    events = [
+        MessageStateChanged(outbox_id=n, message_id=f"<{n}@example.test>", state=MessageState.SENT)
+        for n in range(1000)
+    ]
+    status = EngineStatusChanged(running=True, paused=False, waiting=0, detail="idle")
+
+    def burst() -> None:  # on the loop thread, as the engine publishes
+        for event in events[:500]:
+            stack.bridge.publish(event)
+        stack.bridge.publish(status)
+        for event in events[500:]:
+            stack.bridge.publish(event)
+
+    stack.runtime.call_soon(burst)
+    qtbot.waitUntil(lambda: sum(len(batch) for batch in batches) == 1000)
+    assert [event for batch in batches for event in batch] == events
+    assert statuses == [status]
+    assert len(batches) < 100

@@ -157,8 +157,11 @@ def test_geometry_and_page_are_remembered(stack: Any, qtbot: QtBot) -> None:
     available = first.screen().availableGeometry()
     assert first.height() == 700
     assert first.minimumSizeHint().width() <= first.width() <= available.width() < 1100
-    first.resize(770, 560)
-    qtbot.waitUntil(lambda: first.size() == QSize(770, 560))
+    # A size of the user's own, other than the default and within the (small) screen.
+    chosen = QSize(first.minimumSizeHint().width() + 4, 560)
+    assert chosen.width() < available.width()
+    first.resize(chosen)
+    qtbot.waitUntil(lambda: first.size() == chosen)
     first.navigation.setCurrentRow(3)
     first.quit()
 
@@ -166,7 +169,7 @@ def test_geometry_and_page_are_remembered(stack: Any, qtbot: QtBot) -> None:
     qtbot.addWidget(second)
     with qtbot.waitExposed(second):
         second.show()
-    assert second.size() == QSize(770, 560)
+    assert second.size() == chosen
     assert second.pages.currentWidget() is second.providers
     assert second.navigation.currentRow() == 3
 
