@@ -21,7 +21,6 @@ from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QModelIndex,
     QPersistentModelIndex,
     Qt,
@@ -31,6 +30,7 @@ from PySide6.QtCore import (
 
 from desktop_app.core.events import MessageStateChanged
 from desktop_app.core.storage.outbox_views import OutboxEntry, OutboxFilter, OutboxViews
+from desktop_app.ui.table_model import FlatTableModel
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +78,15 @@ def run_here(
         on_success(result)
 
 
-class OutboxModel(QAbstractTableModel):
+class OutboxModel(FlatTableModel):
     """Outbox entries matching a filter, in queue order.
 
     Signals:
         total_changed(int): how many messages match the filter, loaded or not (newly counted).
         more_available(): messages may now exist past the last loaded row.
     """
+
+    columns = COLUMNS
 
     total_changed = Signal(int)
     more_available = Signal()
@@ -272,18 +274,8 @@ class OutboxModel(QAbstractTableModel):
 
     # -- the Qt model interface ------------------------------------------------------------
 
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
-        return None
+    def row_total(self) -> int:
+        return len(self._rows)
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._rows):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import (
-    QAbstractTableModel,
     QByteArray,
     QMimeData,
     QModelIndex,
@@ -16,6 +15,7 @@ from PySide6.QtCore import (
 
 from desktop_app.core.events import ProviderStateChanged
 from desktop_app.core.models import BreakerState, ProviderConfig, ProviderState
+from desktop_app.ui.table_model import FlatTableModel
 
 _MIME = "application/x-relaydesk-provider-row"
 _Index = QModelIndex | QPersistentModelIndex
@@ -61,12 +61,14 @@ def limits_label(provider: ProviderConfig) -> str:
     return ", ".join(parts) or "none"
 
 
-class ProvidersModel(QAbstractTableModel):
+class ProvidersModel(FlatTableModel):
     """Providers, most preferred first.
 
     Signals:
         order_changed(list[str]): the user dragged a row; names in the new order.
     """
+
+    columns = COLUMNS
 
     order_changed = Signal(list)
 
@@ -100,18 +102,8 @@ class ProvidersModel(QAbstractTableModel):
     def state_of(self, name: str) -> ProviderStateChanged | None:
         return self._states.get(name)
 
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self._providers)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
-        return None
+    def row_total(self) -> int:
+        return len(self._providers)
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if not index.isValid() or not 0 <= index.row() < len(self._providers):
