@@ -31,11 +31,6 @@ class MessageState(StrEnum):
     BOUNCED = "bounced"
 
 
-#: States in which a message still needs the engine: ``run --until-idle`` waits for these.
-#: ``unknown`` counts only while it has a retry scheduled (policy ``retry``).
-PENDING_STATES = (MessageState.QUEUED, MessageState.SENDING, MessageState.DEFERRED)
-
-
 class OutcomeClass(StrEnum):
     """What one SMTP attempt meant, decided from phase and reply code (classify.py)."""
 
@@ -127,10 +122,6 @@ class ProviderConfig:
     allow_insecure: bool = False
     id: int | None = None
     uid: str = ""  # stable key of the keyring entry; survives renames
-
-    @property
-    def has_credentials(self) -> bool:
-        return bool(self.username)
 
     def authorizes(self, sender_domain: str) -> bool:
         """Whether this provider may send mail whose From is in ``sender_domain``."""

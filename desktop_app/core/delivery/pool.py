@@ -45,14 +45,6 @@ class ConnectionPool:
         self._released = asyncio.Event()
         self.opened = 0  # connections opened over the pool's life (for tests and stats)
 
-    @property
-    def free_slots(self) -> int:
-        return max(0, self.provider.max_connections - self.in_use)
-
-    @property
-    def idle_count(self) -> int:
-        return len(self._idle)
-
     async def acquire(self) -> SmtpConnection:
         """A ready connection: an idle one if it is still alive, else a new one.
 
