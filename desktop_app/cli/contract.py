@@ -1,0 +1,35 @@
+"""What every command shares: exit codes, one-line errors, and the streams it writes to.
+
+The command line is a contract that scripts and tests rely on (see README). Every error a
+user can cause is one line on stderr and a non-zero exit, never a traceback:
+exit 1 for trouble in the environment (keyring, locked database, failed probe),
+exit 2 for bad input, exit 3 when ``run --timeout`` ends with mail still pending.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+EXIT_OK = 0
+EXIT_ENVIRONMENT = 1
+EXIT_USAGE = 2
+EXIT_PENDING = 3
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but its errors are our one-line errors (exit 2)."""
+
+    def error(self, message: str) -> Any:
+        from desktop_app.core.errors import UserInputError
+
+        raise UserInputError(message)
+
+
+@dataclass(frozen=True, slots=True)
+class Streams:
+    """Where a command reads and writes (tests pass their own)."""
+
+    out: TextIO
+    stdin: TextIO

@@ -1,0 +1,82 @@
+"""The headless face of Relaydesk: the same core as the window, driven from a shell.
+
+Each command group lives in its own module and registers itself here; the exit codes and
+the one-line error contract are in contract.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from desktop_app import __version__
+from desktop_app.cli import outbox_commands, provider_commands, settings_commands
+from desktop_app.cli.contract import EXIT_ENVIRONMENT, EXIT_USAGE, Parser, Streams
+from desktop_app.core.errors import (
+    EnvironmentProblem,
+    ProviderNotFoundError,
+    RelaydeskError,
+    UserInputError,
+)
+from desktop_app.core.log_setup import configure_logging
+from desktop_app.core.paths import resolve_data_dir
+from desktop_app.core.workspace import Workspace
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog="relaydesk",
+        description="Send email through several SMTP providers with failover and a durable "
+        "outbox. Without a command, the desktop window opens.",
+    )
+    parser.add_argument("--version", action="version", version=f"relaydesk {__version__}")
+    parser.add_argument("--data-dir", help="where the database and logs live")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log to stderr too")
+    parser.add_argument(
+        "--demo", action="store_true", help="open the window with local demo providers"
+    )
+    commands = parser.add_subparsers(dest="command", parser_class=Parser)
+    provider_commands.register(commands)
+    outbox_commands.register(commands)
+    settings_commands.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    err = sys.stderr
+    streams = Streams(out=sys.stdout, stdin=sys.stdin)
+    try:
+        args = build_parser().parse_args(argv)
+        data_dir = resolve_data_dir(args.data_dir)
+        if args.command is None:
+            return _launch_gui(args, data_dir)
+        configure_logging(data_dir, verbose=args.verbose)
+        workspace = Workspace.open(data_dir)
+        try:
+            return int(args.handler(workspace, args, streams))
+        finally:
+            workspace.close()
+    except (UserInputError, ProviderNotFoundError) as exc:
+        # A provider name that does not exist is bad input (exit 2), not the machine's fault.
+        print(f"relaydesk: error: {exc}", file=err)
+        return EXIT_USAGE
+    except (EnvironmentProblem, RelaydeskError) as exc:
+        print(f"relaydesk: error: {exc}", file=err)
+        return EXIT_ENVIRONMENT
+    except OSError as exc:
+        # strerror alone ("File exists") does not say which file.
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"relaydesk: error: {exc.strerror or exc}{where}", file=err)
+        return EXIT_ENVIRONMENT
+    except KeyboardInterrupt:
+        print("relaydesk: interrupted", file=err)
+        return 130
+
+
+def _launch_gui(args: argparse.Namespace, data_dir: Path) -> int:
+    # Imported here so that the command line never loads Qt.
+    from desktop_app.app import run_gui
+
+    return run_gui(data_dir=data_dir, demo=args.demo, verbose=args.verbose)
