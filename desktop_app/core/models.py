@@ -104,6 +104,34 @@ class RateLimits:
         return tuple((seconds, limit) for seconds, limit in pairs if limit is not None)
 
 
+class MaintenanceKind(StrEnum):
+    """A one-off window (start, end) or one that comes back every week."""
+
+    ONCE = "once"
+    WEEKLY = "weekly"
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceWindow:
+    """A time a provider takes no new transactions (in-flight ones finish).
+
+    ``once``: ``starts_at`` .. ``ends_at`` (epoch seconds).
+    ``weekly``: every ``weekday`` (0 = Monday) at ``start_minute`` after midnight in
+    ``timezone`` (an IANA name, so daylight saving time moves the window with the clock),
+    lasting ``duration_minutes``. When it is active: core/health/maintenance.py.
+    """
+
+    kind: MaintenanceKind
+    starts_at: float | None = None
+    ends_at: float | None = None
+    weekday: int | None = None
+    start_minute: int | None = None
+    duration_minutes: int | None = None
+    timezone: str | None = None
+    note: str = ""
+    id: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class ProviderConfig:
     """One SMTP provider as configured by the user. The password is never here."""
@@ -121,7 +149,8 @@ class ProviderConfig:
     enabled: bool = True
     allow_insecure: bool = False
     id: int | None = None
-    uid: str = ""  # stable key of the keyring entry; survives renames
+    uid: str = ""  # stable key of the keyring entry and of health history; survives renames
+    maintenance: tuple[MaintenanceWindow, ...] = ()  # stored in their own table
 
     def authorizes(self, sender_domain: str) -> bool:
         """Whether this provider may send mail whose From is in ``sender_domain``."""

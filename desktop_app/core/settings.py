@@ -72,6 +72,31 @@ SPECS: dict[str, SettingSpec] = {
             choices=tuple(p.value for p in AmbiguousPolicy),
         ),
         SettingSpec("smtp.timeout_seconds", "SMTP command timeout (s)", float, 30.0, 1, 600),
+        SettingSpec(
+            "health.probe_interval_seconds",
+            "Probe each provider every (s)",
+            float,
+            60.0,
+            0.1,
+            86400,
+        ),
+        SettingSpec(
+            "health.probe_interval_down_seconds",
+            "Probe a provider that is down every (s)",
+            float,
+            15.0,
+            0.1,
+            86400,
+        ),
+        SettingSpec(
+            "health.incident_after_failures",
+            "Consecutive failures that make an incident",
+            int,
+            2,
+            1,
+            1000,
+        ),
+        SettingSpec("health.uptime_target_percent", "Uptime target (%)", float, 99.9, 0, 100),
     )
 }
 

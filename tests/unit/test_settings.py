@@ -23,6 +23,10 @@ DOCUMENTED_DEFAULTS = {
     "breaker.open_seconds": 30.0,
     "ambiguous.policy": "retry",
     "smtp.timeout_seconds": 30.0,
+    "health.probe_interval_seconds": 60.0,
+    "health.probe_interval_down_seconds": 15.0,
+    "health.incident_after_failures": 2,
+    "health.uptime_target_percent": 99.9,
 }
 
 

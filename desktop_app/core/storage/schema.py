@@ -84,6 +84,9 @@ class OutboxRow(Base):
     defer_reason: Mapped[str | None] = mapped_column(String(32))
     sent_at: Mapped[float | None] = mapped_column(Float)
     possible_duplicate: Mapped[bool] = mapped_column(Boolean, default=False)
+    # How to pick a provider: None = priority and weight; "healthiest" = the healthiest
+    # usable provider whatever its priority (alert mail must get out through the best one).
+    route: Mapped[str | None] = mapped_column(String(16))
 
 
 class AttemptRow(Base):
@@ -117,3 +120,122 @@ class SettingRow(Base):
 
     key: Mapped[str] = mapped_column(String(100), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class MaintenanceWindowRow(Base):
+    """A time a provider takes no new mail: one-off (start, end) or weekly in a time zone."""
+
+    __tablename__ = "maintenance_windows"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("providers.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(10))  # "once" | "weekly"
+    starts_at: Mapped[float | None] = mapped_column(Float)  # once: epoch seconds
+    ends_at: Mapped[float | None] = mapped_column(Float)
+    weekday: Mapped[int | None] = mapped_column(Integer)  # weekly: 0 = Monday
+    start_minute: Mapped[int | None] = mapped_column(Integer)  # minutes after local midnight
+    duration_minutes: Mapped[int | None] = mapped_column(Integer)
+    timezone: Mapped[str | None] = mapped_column(String(64))  # IANA name the weekly time is in
+    note: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class ProbeResultRow(Base):
+    """One scheduled health probe (raw; kept 7 days)."""
+
+    __tablename__ = "probe_results"
+    __table_args__ = (
+        Index("ix_probe_results_provider_started", "provider_uid", "started_at"),
+        Index("ix_probe_results_started", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider_uid: Mapped[str] = mapped_column(String(36))  # history outlives renames
+    provider_name: Mapped[str] = mapped_column(String(100))
+    started_at: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16))  # "up" | "down" | "maintenance"
+    latency_ms: Mapped[float] = mapped_column(Float)
+    phases_ms: Mapped[dict[str, float]] = mapped_column(JSON, default=dict)
+    failed_phase: Mapped[str | None] = mapped_column(String(16))
+    reply_code: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str] = mapped_column(String(300), default="")
+
+
+class _HealthRollup:
+    """Columns shared by the per-minute and per-hour rollups (one row per provider and bucket).
+
+    Status time is time-weighted (seconds up / down / in maintenance while the app watched),
+    so a probe every 15 s while down and every 60 s while up does not skew uptime.
+    Latency histograms are sparse {bucket index: count} maps (health/histogram.py).
+    """
+
+    provider_uid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    bucket_start: Mapped[float] = mapped_column(Float, primary_key=True)
+    provider_name: Mapped[str] = mapped_column(String(100))
+    up_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    down_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    maintenance_seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    probes_up: Mapped[int] = mapped_column(Integer, default=0)
+    probes_down: Mapped[int] = mapped_column(Integer, default=0)
+    # Real sends, by outcome class (models.OutcomeClass); "sent" is DELIVERED.
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+    provider_failure: Mapped[int] = mapped_column(Integer, default=0)
+    recipient_permanent: Mapped[int] = mapped_column(Integer, default=0)
+    recipient_transient: Mapped[int] = mapped_column(Integer, default=0)
+    content_rejected: Mapped[int] = mapped_column(Integer, default=0)
+    transient_after_data: Mapped[int] = mapped_column(Integer, default=0)
+    ambiguous: Mapped[int] = mapped_column(Integer, default=0)
+    # Response time of successful probes (connect .. QUIT) and of sends (MAIL .. final reply).
+    probe_latency_count: Mapped[int] = mapped_column(Integer, default=0)
+    probe_latency_sum_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    probe_latency_max_ms: Mapped[float | None] = mapped_column(Float)
+    probe_latency_hist: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    send_latency_count: Mapped[int] = mapped_column(Integer, default=0)
+    send_latency_sum_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    send_latency_max_ms: Mapped[float | None] = mapped_column(Float)
+    send_latency_hist: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+
+
+class HealthMinuteRow(_HealthRollup, Base):
+    """Per-minute rollup (kept 30 days)."""
+
+    __tablename__ = "health_minute"
+    __table_args__ = (Index("ix_health_minute_bucket", "bucket_start"),)
+
+
+class HealthHourRow(_HealthRollup, Base):
+    """Per-hour rollup (kept 1 year)."""
+
+    __tablename__ = "health_hour"
+    __table_args__ = (Index("ix_health_hour_bucket", "bucket_start"),)
+
+
+class IncidentRow(Base):
+    """A stretch of consecutive failures of one provider (kept 1 year)."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (Index("ix_incidents_provider_started", "provider_uid", "started_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider_uid: Mapped[str] = mapped_column(String(36))
+    provider_name: Mapped[str] = mapped_column(String(100))
+    started_at: Mapped[float] = mapped_column(Float)
+    ended_at: Mapped[float | None] = mapped_column(Float)  # None while it lasts
+    cause: Mapped[str] = mapped_column(String(300))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AlertRow(Base):
+    """One alert raised (the in-app alert log)."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_raised", "raised_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    raised_at: Mapped[float] = mapped_column(Float)
+    rule: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(100))  # provider name, or "" for the outbox
+    severity: Mapped[str] = mapped_column(String(10))  # "warning" | "critical" | "info"
+    message: Mapped[str] = mapped_column(String(500))
+    resolved_at: Mapped[float | None] = mapped_column(Float)
+    email_outbox_id: Mapped[int | None] = mapped_column(Integer)  # the alert mail, if any

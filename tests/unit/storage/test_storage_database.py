@@ -25,7 +25,7 @@ from desktop_app.core.storage.providers import ProviderRepository
 from desktop_app.core.storage.schema import OutboxRow
 from tests.unit.storage.storage_rows import RawRows
 
-HEAD = "0002"
+HEAD = "0003"
 
 
 @contextmanager
@@ -145,6 +145,19 @@ def test_a_new_file_is_created_at_head(database: Database, rows: RawRows) -> Non
     assert database.current_revision() == HEAD
     tables = {r["name"] for r in rows.query("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"providers", "outbox", "attempts", "settings", "alembic_version"} <= tables
+
+
+def test_the_migrations_build_exactly_the_orm_schema(database: Database) -> None:
+    # Alembic's own comparison: a column or index added to schema.py without a migration
+    # (or the other way round) shows up here instead of on a user's machine.
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from desktop_app.core.storage.schema import Base
+
+    with database.read() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert differences == []
 
 
 def test_reopening_keeps_the_data_and_the_revision(db_path: Path) -> None:
