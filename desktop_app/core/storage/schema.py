@@ -225,6 +225,24 @@ class IncidentRow(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class ProviderStatusRow(Base):
+    """The live state of each provider as the running app last saw it.
+
+    Written by the health monitor when something changes (and as a heartbeat), so that
+    ``relaydesk health`` in another process can say up/down/maintenance and the breaker.
+    """
+
+    __tablename__ = "provider_status"
+
+    provider_uid: Mapped[str] = mapped_column(String(36), primary_key=True)
+    provider_name: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(16))  # models.ProviderState
+    breaker: Mapped[str] = mapped_column(String(10))  # models.BreakerState
+    since: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)  # heartbeat of the watching app
+    detail: Mapped[str] = mapped_column(String(300), default="")
+
+
 class AlertRow(Base):
     """One alert raised (the in-app alert log)."""
 

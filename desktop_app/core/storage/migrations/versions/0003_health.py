@@ -98,6 +98,16 @@ def upgrade() -> None:
     )
     op.create_index("ix_incidents_provider_started", "incidents", ["provider_uid", "started_at"])
     op.create_table(
+        "provider_status",
+        sa.Column("provider_uid", sa.String(36), primary_key=True),
+        sa.Column("provider_name", sa.String(100), nullable=False),
+        sa.Column("state", sa.String(16), nullable=False),
+        sa.Column("breaker", sa.String(10), nullable=False),
+        sa.Column("since", sa.Float(), nullable=False),
+        sa.Column("updated_at", sa.Float(), nullable=False),
+        sa.Column("detail", sa.String(300), nullable=False),
+    )
+    op.create_table(
         "alerts",
         sa.Column("id", sa.Integer(), primary_key=True),
         sa.Column("raised_at", sa.Float(), nullable=False),
@@ -114,6 +124,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in (
         "alerts",
+        "provider_status",
         "incidents",
         "health_hour",
         "health_minute",
