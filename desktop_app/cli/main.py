@@ -12,7 +12,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from desktop_app import __version__
-from desktop_app.cli import outbox_commands, provider_commands, settings_commands
+from desktop_app.cli import (
+    health_commands,
+    maintenance_commands,
+    outbox_commands,
+    provider_commands,
+    settings_commands,
+)
 from desktop_app.cli.contract import EXIT_ENVIRONMENT, EXIT_USAGE, Parser, Streams
 from desktop_app.core.errors import (
     EnvironmentProblem,
@@ -38,9 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--demo", action="store_true", help="open the window with local demo providers"
     )
     commands = parser.add_subparsers(dest="command", parser_class=Parser)
-    provider_commands.register(commands)
+    maintenance_commands.register(provider_commands.register(commands))
     outbox_commands.register(commands)
     settings_commands.register(commands)
+    health_commands.register(commands)
     return parser
 
 

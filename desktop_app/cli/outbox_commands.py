@@ -15,15 +15,18 @@ from desktop_app.cli.contract import EXIT_OK, EXIT_PENDING, Streams
 from desktop_app.core.compose import build_message, build_one_per_recipient
 from desktop_app.core.errors import UserInputError
 from desktop_app.core.events import (
+    AlertRaised,
     EngineStatusChanged,
     Event,
     FailoverHappened,
+    IncidentChanged,
     MessageStateChanged,
     ProviderStateChanged,
 )
 from desktop_app.core.instance_lock import InstanceLock
 from desktop_app.core.models import MessageState
 from desktop_app.core.runtime import LoopThread
+from desktop_app.core.service import DeliveryService
 from desktop_app.core.workspace import Workspace
 
 
@@ -124,6 +127,14 @@ class ProgressPrinter:
             line = f"provider {event.provider_name}: {event.state.value} (breaker {event.breaker})"
         elif isinstance(event, EngineStatusChanged):
             line = f"engine {event.detail}"
+        elif isinstance(event, AlertRaised):
+            line = f"alert ({event.severity}): {event.message}"
+        elif isinstance(event, IncidentChanged):
+            if event.ended_at is None:
+                line = f"incident: {event.provider_name} is down ({event.cause})"
+            else:
+                minutes = (event.ended_at - event.started_at) / 60
+                line = f"incident over: {event.provider_name} is back after {minutes:.1f} min"
         if line is not None:
             with self._lock:
                 print(line, file=self._out, flush=True)
@@ -135,7 +146,10 @@ def cmd_run(ws: Workspace, args: argparse.Namespace, io: Streams) -> int:
     lock.acquire()
     runtime = LoopThread()
     runtime.start()
-    engine = ws.create_engine(ProgressPrinter(out, quiet=args.quiet))
+    # Sends feed the health history and alerts while this process holds the lock; the
+    # first probes wait one interval (a short `run` should not knock on every provider).
+    service = DeliveryService(ws, ProgressPrinter(out, quiet=args.quiet), probe_on_start=False)
+    engine = service.engine
     stop_requested = threading.Event()
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
@@ -145,7 +159,7 @@ def cmd_run(ws: Workspace, args: argparse.Namespace, io: Streams) -> int:
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     started = time.monotonic()
     try:
-        future = runtime.submit(engine.run(until_idle=args.until_idle))
+        future = runtime.submit(service.run(until_idle=args.until_idle))
         deadline = None if args.timeout is None else started + args.timeout
         while not future.done():
             if deadline is not None and time.monotonic() >= deadline:

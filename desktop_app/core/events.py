@@ -63,12 +63,79 @@ class EngineStatusChanged:
     detail: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class ProbeRecorded:
+    """A scheduled health probe ended (stored in probe_results)."""
+
+    provider_name: str
+    status: str  # "up" | "down" | "maintenance"
+    latency_ms: float
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderHealthChanged:
+    """A provider's health state changed: up, down, maintenance or unknown."""
+
+    provider_name: str
+    state: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentChanged:
+    """An incident opened, or ended (``ended_at`` set)."""
+
+    provider_name: str
+    started_at: float
+    ended_at: float | None
+    cause: str
+    failures: int
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaExhausted:
+    """A provider's rate limit is used up while mail waits for it."""
+
+    provider_name: str
+    available_at: float  # when the next message may go
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRaised:
+    """An alert fired (it is in the alert log; ``emailed``: its mail is queued)."""
+
+    alert_id: int
+    rule: str
+    subject: str
+    severity: str
+    message: str
+    raised_at: float
+    emailed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AlertResolved:
+    """What an alert was about is over."""
+
+    alert_id: int
+    rule: str
+    subject: str
+    resolved_at: float
+
+
 Event = (
     AttemptRecorded
     | MessageStateChanged
     | FailoverHappened
     | ProviderStateChanged
     | EngineStatusChanged
+    | ProbeRecorded
+    | ProviderHealthChanged
+    | IncidentChanged
+    | QuotaExhausted
+    | AlertRaised
+    | AlertResolved
 )
 
 

@@ -173,6 +173,7 @@ class OutboxMessage:
     attempt_count: int
     deferral_count: int
     created_at: float
+    route: str | None = None  # "healthiest" for alert mail (see storage/outbox.NewMessage)
 
     @property
     def sender_domain(self) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,7 @@ from desktop_app.core.errors import UnknownSettingError, UserInputError
 from desktop_app.core.models import AmbiguousPolicy
 from desktop_app.core.storage.database import Database
 from desktop_app.core.storage.schema import SettingRow
+from desktop_app.core.validation import validate_address
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,10 +32,14 @@ class SettingSpec:
     minimum: float | None = None
     maximum: float | None = None
     choices: tuple[str, ...] = ()
+    # For free text: checks and normalizes a value, or raises UserInputError.
+    check: Callable[[str], str] | None = None
 
     def parse(self, text: str) -> Any:
         """Turn what a user typed into a value, or raise a one-line ``UserInputError``."""
         text = text.strip()
+        if self.check is not None:
+            return self.check(text)
         if self.choices:
             if text not in self.choices:
                 raise UserInputError(f"{self.key} must be one of: {', '.join(self.choices)}")
@@ -50,6 +56,13 @@ class SettingSpec:
         if self.maximum is not None and value > self.maximum:
             raise UserInputError(f"{self.key} must be at most {self.maximum:g}")
         return value
+
+
+def _optional_address(key: str) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        return validate_address(key, text) if text else ""
+
+    return check
 
 
 SPECS: dict[str, SettingSpec] = {
@@ -97,6 +110,44 @@ SPECS: dict[str, SettingSpec] = {
             1000,
         ),
         SettingSpec("health.uptime_target_percent", "Uptime target (%)", float, 99.9, 0, 100),
+        SettingSpec(
+            "alerts.down_after_seconds",
+            "Alert when a provider is down for (s)",
+            float,
+            60.0,
+            0,
+            86400,
+        ),
+        SettingSpec(
+            "alerts.backlog_minutes",
+            "Alert when the oldest waiting message is older than (min)",
+            float,
+            30.0,
+            1,
+            10080,
+        ),
+        SettingSpec(
+            "alerts.repeat_minutes",
+            "Do not repeat the same alert within (min)",
+            float,
+            15.0,
+            0,
+            10080,
+        ),
+        SettingSpec(
+            "alerts.email_to",
+            "Email alerts to (empty: no email)",
+            str,
+            "",
+            check=_optional_address("alerts.email_to"),
+        ),
+        SettingSpec(
+            "alerts.email_from",
+            "Alert emails come from",
+            str,
+            "",
+            check=_optional_address("alerts.email_from"),
+        ),
     )
 }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,12 +23,18 @@ from desktop_app.core.errors import (
     UserInputError,
 )
 from desktop_app.core.events import EventSink
+from desktop_app.core.health.figures import ProviderFigures
+from desktop_app.core.health.maintenance import validate_window
+from desktop_app.core.health.monitor import HealthMonitor
 from desktop_app.core.health.probe import ProbeResult, probe_provider
-from desktop_app.core.models import OutboxCounts, ProviderConfig
+from desktop_app.core.health.report import LiveStates, compute_figures
+from desktop_app.core.models import MaintenanceWindow, OutboxCounts, ProviderConfig
 from desktop_app.core.paths import resolve_data_dir
 from desktop_app.core.secrets import SecretStore
 from desktop_app.core.settings import SettingsStore
 from desktop_app.core.storage.database import DATABASE_FILENAME, Database
+from desktop_app.core.storage.health import HealthRepository
+from desktop_app.core.storage.maintenance import MaintenanceRepository
 from desktop_app.core.storage.outbox import NewMessage, OutboxRepository
 from desktop_app.core.storage.providers import ProviderRepository
 from desktop_app.core.validation import check_no_line_breaks, validate_provider_config
@@ -42,8 +49,10 @@ class Workspace:
         self.data_dir = data_dir
         self.database = database
         self.providers = ProviderRepository(database)
+        self.maintenance = MaintenanceRepository(database)
         self.outbox = OutboxRepository(database)
         self.settings = SettingsStore(database)
+        self.health = HealthRepository(database)
         self.secrets = secrets or SecretStore()
 
     @classmethod
@@ -133,6 +142,22 @@ class Workspace:
             timeout = float(await asyncio.to_thread(self.settings.get, "smtp.timeout_seconds"))
         return await probe_provider(provider, password, timeout=timeout)
 
+    # -- maintenance windows ---------------------------------------------------------------
+
+    def add_maintenance(self, name: str, window: MaintenanceWindow) -> MaintenanceWindow:
+        """Check and store a maintenance window of provider ``name``; returns it with its id.
+
+        A running engine picks it up on its next reload (every few seconds).
+        """
+        return self.maintenance.add(name, validate_window(window))
+
+    def remove_maintenance(self, name: str, window_id: int) -> MaintenanceWindow:
+        return self.maintenance.remove(name, window_id)
+
+    def list_maintenance(self, name: str | None = None) -> dict[str, tuple[MaintenanceWindow, ...]]:
+        """{provider name: its windows} for every provider (or only ``name``)."""
+        return self.maintenance.by_provider(name)
+
     # -- outbox ----------------------------------------------------------------------------
 
     def queue(self, messages: Sequence[NewMessage]) -> list[int]:
@@ -161,6 +186,25 @@ class Workspace:
             self.secrets,
             events,
             exclusive=exclusive,
+        )
+
+    def create_monitor(self, events: EventSink, **options: Any) -> HealthMonitor:
+        """A health monitor over this workspace; run it on the loop thread, under the lock."""
+        return HealthMonitor(
+            self.health, self.providers, self.settings, self.secrets, events, **options
+        )
+
+    # -- health ----------------------------------------------------------------------------
+
+    def health_figures(
+        self, *, now: float | None = None, live: LiveStates | None = None
+    ) -> list[ProviderFigures]:
+        """Uptime, latency, errors, sends and incidents per provider, most preferred first."""
+        return compute_figures(
+            self.health,
+            self.providers.all(),
+            time.time() if now is None else now,
+            live=live,
         )
 
 

@@ -19,11 +19,16 @@ from typing import Any
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from desktop_app.core.events import (
+    AlertRaised,
+    AlertResolved,
     AttemptRecorded,
     EngineStatusChanged,
     Event,
     FailoverHappened,
+    IncidentChanged,
     MessageStateChanged,
+    ProbeRecorded,
+    ProviderHealthChanged,
     ProviderStateChanged,
 )
 from desktop_app.core.runtime import LoopThread
@@ -52,6 +57,11 @@ class CoreBridge(QObject):
         failovers_happened(list[FailoverHappened])
         provider_state_changed(ProviderStateChanged)
         engine_status_changed(EngineStatusChanged)
+        probes_recorded(list[ProbeRecorded])
+        provider_health_changed(ProviderHealthChanged)
+        incident_changed(IncidentChanged)
+        alert_raised(AlertRaised)
+        alert_resolved(AlertResolved)
     """
 
     attempts_recorded = Signal(list)
@@ -59,6 +69,11 @@ class CoreBridge(QObject):
     failovers_happened = Signal(list)
     provider_state_changed = Signal(object)
     engine_status_changed = Signal(object)
+    probes_recorded = Signal(list)
+    provider_health_changed = Signal(object)
+    incident_changed = Signal(object)
+    alert_raised = Signal(object)
+    alert_resolved = Signal(object)
     _request_finished = Signal(int, object, object)
     _events_ready = Signal()
 
@@ -107,6 +122,7 @@ class CoreBridge(QObject):
         attempts: list[AttemptRecorded] = []
         states: list[MessageStateChanged] = []
         failovers: list[FailoverHappened] = []
+        probes: list[ProbeRecorded] = []
         for event in events:
             if isinstance(event, AttemptRecorded):
                 attempts.append(event)
@@ -118,12 +134,24 @@ class CoreBridge(QObject):
                 self.provider_state_changed.emit(event)
             elif isinstance(event, EngineStatusChanged):
                 self.engine_status_changed.emit(event)
+            elif isinstance(event, ProbeRecorded):
+                probes.append(event)
+            elif isinstance(event, ProviderHealthChanged):
+                self.provider_health_changed.emit(event)
+            elif isinstance(event, IncidentChanged):
+                self.incident_changed.emit(event)
+            elif isinstance(event, AlertRaised):
+                self.alert_raised.emit(event)
+            elif isinstance(event, AlertResolved):
+                self.alert_resolved.emit(event)
         if attempts:
             self.attempts_recorded.emit(attempts)
         if states:
             self.message_states_changed.emit(states)
         if failovers:
             self.failovers_happened.emit(failovers)
+        if probes:
+            self.probes_recorded.emit(probes)
 
     # -- GUI -> core -----------------------------------------------------------------------
 

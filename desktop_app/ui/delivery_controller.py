@@ -10,7 +10,9 @@ from PySide6.QtCore import QObject, Signal
 
 from desktop_app.core.delivery.engine import DeliveryEngine
 from desktop_app.core.errors import AlreadyRunningError
+from desktop_app.core.health.monitor import HealthMonitor
 from desktop_app.core.instance_lock import InstanceLock
+from desktop_app.core.service import DeliveryService
 from desktop_app.core.workspace import Workspace
 from desktop_app.ui.bridge import CoreBridge
 
@@ -34,16 +36,20 @@ class DeliveryController(QObject):
         self._workspace = workspace
         self._bridge = bridge
         self._lock = InstanceLock(workspace.data_dir)
-        self._engine: DeliveryEngine | None = None
+        self._service: DeliveryService | None = None
         self._run: concurrent.futures.Future[Any] | None = None
         self.state = "stopped"
 
     @property
     def engine(self) -> DeliveryEngine | None:
-        return self._engine
+        return None if self._service is None else self._service.engine
+
+    @property
+    def monitor(self) -> HealthMonitor | None:
+        return None if self._service is None else self._service.monitor
 
     def start(self) -> None:
-        if self._engine is not None:
+        if self._service is not None:
             self.resume()
             return
         try:
@@ -52,43 +58,44 @@ class DeliveryController(QObject):
             self._set_state("watching")
             self.failed.emit(str(exc))
             return
-        self._engine = self._workspace.create_engine(self._bridge)
+        # The engine with its health monitor and alerter, under the same instance lock.
+        self._service = DeliveryService(self._workspace, self._bridge)
         self._run = self._bridge.run(
-            self._engine.run(), on_success=self._on_engine_stopped, on_error=self._on_engine_failed
+            self._service.run(), on_success=self._on_engine_stopped, on_error=self._on_engine_failed
         )
         self._set_state("sending")
 
     def pause(self) -> None:
-        if self._engine is not None:
-            self._bridge.call_soon(self._engine.pause)
+        if self.engine is not None:
+            self._bridge.call_soon(self.engine.pause)
             self._set_state("paused")
 
     def resume(self) -> None:
-        if self._engine is not None:
-            self._bridge.call_soon(self._engine.resume)
+        if self.engine is not None:
+            self._bridge.call_soon(self.engine.resume)
             self._set_state("sending")
 
     def wake(self) -> None:
         """New mail or a retried message: do not wait for the next poll."""
-        if self._engine is not None:
-            self._bridge.call_soon(self._engine.wake)
+        if self.engine is not None:
+            self._bridge.call_soon(self.engine.wake)
 
     def reload_providers(self) -> None:
-        if self._engine is not None and self._engine.running:
-            self._bridge.run(self._engine.reload())
+        if self.engine is not None and self.engine.running:
+            self._bridge.run(self.engine.reload())
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stop claiming, let transactions in flight finish (bounded), release the lock.
 
         Anything not finished stays in the outbox and resumes on the next start.
         """
-        if self._engine is not None and self._run is not None:
-            self._bridge.call_soon(self._engine.request_stop)
+        if self._service is not None and self._run is not None:
+            self._bridge.call_soon(self._service.request_stop)
             try:
                 self._run.result(timeout)
             except (concurrent.futures.TimeoutError, Exception) as exc:
                 log.warning("engine did not stop cleanly: %s", exc)
-        self._engine = None
+        self._service = None
         self._run = None
         self._lock.release()
         self._set_state("stopped")
@@ -98,7 +105,7 @@ class DeliveryController(QObject):
 
     def _on_engine_failed(self, error: BaseException) -> None:
         log.error("delivery engine stopped: %s", error)
-        self._engine = None
+        self._service = None
         self._lock.release()
         self._set_state("stopped")
         self.failed.emit(f"Sending stopped: {error}")

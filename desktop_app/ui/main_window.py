@@ -20,11 +20,11 @@ from PySide6.QtWidgets import (
 
 from desktop_app.core.events import (
     EngineStatusChanged,
-    FailoverHappened,
     ProviderStateChanged,
 )
 from desktop_app.core.models import OutboxCounts, ProviderState
 from desktop_app.core.workspace import Workspace
+from desktop_app.ui.alerts_page import AlertsPage
 from desktop_app.ui.bridge import CoreBridge, is_shutdown_error
 from desktop_app.ui.compose_page import ComposePage
 from desktop_app.ui.dashboard_page import DashboardPage
@@ -34,14 +34,14 @@ from desktop_app.ui.outbox_page import OutboxPage
 from desktop_app.ui.providers_page import ProvidersPage
 from desktop_app.ui.tray import Tray, overall_health
 
-PAGES = ("Dashboard", "Campaigns", "Outbox", "Providers")
+PAGES = ("Dashboard", "Campaigns", "Outbox", "Providers", "Alerts")
 REFRESH_MS = 1000
 #: How long a problem stays in the banner (and the status bar) before others may replace it.
 PROBLEM_MS = 15000
 
 
 class MainWindow(QMainWindow):
-    """Dashboard, Campaigns, Outbox and Providers pages around one delivery engine."""
+    """Dashboard, Campaigns, Outbox, Providers and Alerts pages around one delivery engine."""
 
     def __init__(
         self,
@@ -67,16 +67,19 @@ class MainWindow(QMainWindow):
             title += " — DEMO (local test providers, throwaway data)"
         self.setWindowTitle(title)
 
-        self.dashboard = DashboardPage(bridge)
+        self.dashboard = DashboardPage(workspace, bridge)
         self.compose = ComposePage(workspace, bridge)
         self.outbox = OutboxPage(workspace, bridge)
         self.providers = ProvidersPage(workspace, bridge)
+        self.alerts = AlertsPage(workspace, bridge)
         self.pages = QStackedWidget()
         self.navigation = QListWidget()
         self.navigation.setAccessibleName("Navigation")
         self.navigation.setMaximumWidth(170)
         for name, page in zip(
-            PAGES, (self.dashboard, self.compose, self.outbox, self.providers), strict=True
+            PAGES,
+            (self.dashboard, self.compose, self.outbox, self.providers, self.alerts),
+            strict=True,
         ):
             self.navigation.addItem(name)
             self.pages.addWidget(page)
@@ -147,7 +150,10 @@ class MainWindow(QMainWindow):
         self.network.changed.connect(self._update_health)
 
         bridge.provider_state_changed.connect(self._on_bridge_provider_state_changed)
-        bridge.failovers_happened.connect(self._on_bridge_failovers_happened)
+        # The tray speaks for the alert rules (thresholds, once until rearmed, rate-limited),
+        # not for every raw failover or state change.
+        bridge.alert_raised.connect(self.tray.on_alert)
+        bridge.alert_resolved.connect(self.tray.on_alert_resolved)
         bridge.engine_status_changed.connect(self._on_bridge_engine_status_changed)
         controller.state_changed.connect(self._on_controller_state_changed)
         # The toolbar said "Pause sending" next to "Stopped" until the first change.
@@ -284,15 +290,8 @@ class MainWindow(QMainWindow):
 
     @Slot(object)
     def _on_bridge_provider_state_changed(self, event: ProviderStateChanged) -> None:
-        previous = self._provider_states.get(event.provider_name)
         self._provider_states[event.provider_name] = event.state
-        self.tray.on_provider_state(event, previous)
         self._update_health()
-
-    @Slot(list)
-    def _on_bridge_failovers_happened(self, events: list[FailoverHappened]) -> None:
-        for event in events:
-            self.tray.on_failover(event)
 
     @Slot(object)
     def _on_bridge_engine_status_changed(self, event: EngineStatusChanged) -> None:

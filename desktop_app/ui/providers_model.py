@@ -39,6 +39,8 @@ def state_label(provider: ProviderConfig, event: ProviderStateChanged | None) ->
         return ProviderState.DISABLED.value
     if event is None:
         return ProviderState.UNKNOWN.value
+    if event.state is ProviderState.MAINTENANCE:
+        return event.state.value  # planned: it says more than the breaker's state
     if event.breaker is BreakerState.OPEN:
         return "breaker open"
     if event.breaker is BreakerState.HALF_OPEN:

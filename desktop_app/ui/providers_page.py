@@ -26,6 +26,7 @@ from desktop_app.core.health.probe import ProbeResult
 from desktop_app.core.models import ProviderConfig
 from desktop_app.core.workspace import Workspace
 from desktop_app.ui.bridge import CoreBridge
+from desktop_app.ui.maintenance_dialog import MaintenanceDialog
 from desktop_app.ui.provider_dialog import ProviderDialog, ShortcutButton, labelled
 from desktop_app.ui.providers_model import ProvidersModel
 
@@ -88,6 +89,7 @@ class ProvidersPage(QWidget):
         self.toggle_button = button("Disable", "Ctrl+D")
         self.delete_button = button("Delete", QKeySequence.StandardKey.Delete)
         self.test_button = button("Test connection", "Ctrl+T")
+        self.maintenance_button = button("Maintenance…", "Ctrl+M")
         self.add_button.clicked.connect(self.add_provider)
         self.edit_button.clicked.connect(self.edit_selected)
         self.up_button.clicked.connect(lambda: self.move_selected(-1))
@@ -95,6 +97,7 @@ class ProvidersPage(QWidget):
         self.toggle_button.clicked.connect(self.toggle_selected)
         self.delete_button.clicked.connect(self.delete_selected)
         self.test_button.clicked.connect(self.test_selected)
+        self.maintenance_button.clicked.connect(self.edit_maintenance)
 
         self.status = QLabel()
         self.status.setObjectName("provider_status")
@@ -111,6 +114,7 @@ class ProvidersPage(QWidget):
             self.toggle_button,
             self.delete_button,
             self.test_button,
+            self.maintenance_button,
         ):
             buttons.addWidget(widget)
         buttons.addStretch(1)
@@ -137,7 +141,13 @@ class ProvidersPage(QWidget):
 
     def _update_buttons(self, *_args: Any) -> None:
         provider = self.selected()
-        for widget in (self.edit_button, self.toggle_button, self.delete_button, self.test_button):
+        for widget in (
+            self.edit_button,
+            self.toggle_button,
+            self.delete_button,
+            self.test_button,
+            self.maintenance_button,
+        ):
             widget.setEnabled(provider is not None)
         row = self.model.row_of(provider.name) if provider else -1
         self.up_button.setEnabled(provider is not None and row > 0)
@@ -284,6 +294,24 @@ class ProvidersPage(QWidget):
         if answer != QMessageBox.StandardButton.Yes:
             return
         self._run(self._workspace.remove_provider, provider.name, done=f"Deleted {provider.name}")
+
+    @Slot()
+    def edit_maintenance(self) -> None:
+        """The selected provider's maintenance windows (changes are stored as they are made)."""
+        provider = self.selected()
+        if provider is None:
+            return
+        dialog = MaintenanceDialog(self._workspace, self._bridge, provider.name, parent=self)
+        changed: list[bool] = []
+        dialog.windows_changed.connect(lambda: changed.append(True))
+        try:
+            dialog.exec()
+        finally:
+            dialog.deleteLater()
+        if changed:
+            self._report(f"Maintenance windows of {provider.name} saved")
+            self.reload(provider.name)
+            self.providers_changed.emit()  # the engine reloads them at once
 
     @Slot()
     def test_selected(self) -> None:

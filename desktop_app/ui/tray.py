@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import time
 from enum import StrEnum
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon, QWidget
 
-from desktop_app.core.events import FailoverHappened, ProviderStateChanged
+from desktop_app.core.events import AlertRaised, AlertResolved
 from desktop_app.core.models import ProviderState
 
 #: Failovers come in bursts (every message of a dead provider); one note per this many seconds.
-FAILOVER_NOTICE_SECONDS = 60.0
 
 
 class Health(StrEnum):
@@ -72,7 +70,6 @@ class Tray(QSystemTrayIcon):
     def __init__(self, window: QWidget) -> None:
         super().__init__(health_icon(Health.IDLE), window)
         self.health = Health.IDLE
-        self._last_failover_notice = 0.0
         self.setToolTip("Relaydesk")
         menu = QMenu(window)
         menu.addAction("Show Relaydesk", window.showNormal)
@@ -98,19 +95,13 @@ class Tray(QSystemTrayIcon):
         if self.isVisible() and QSystemTrayIcon.supportsMessages():
             self.showMessage(title, text, QSystemTrayIcon.MessageIcon.Information, 8000)
 
-    def on_failover(self, event: FailoverHappened) -> None:
-        now = time.monotonic()
-        if now - self._last_failover_notice >= FAILOVER_NOTICE_SECONDS:
-            self._last_failover_notice = now
-            self.notify("Failover", f"{event.from_provider} failed ({event.detail}); mail moved on")
+    def on_alert(self, event: AlertRaised) -> None:
+        title = f"{event.severity.capitalize()}: {event.rule.replace('_', ' ')}"
+        self.notify(title, event.message)
 
-    def on_provider_state(
-        self, event: ProviderStateChanged, previous: ProviderState | None
-    ) -> None:
-        if event.state is ProviderState.DOWN and previous is not ProviderState.DOWN:
-            self.notify("Provider down", f"{event.provider_name}: {event.detail}")
-        elif event.state is ProviderState.UP and previous is ProviderState.DOWN:
-            self.notify("Provider back up", f"{event.provider_name} is sending again")
+    def on_alert_resolved(self, event: AlertResolved) -> None:
+        if event.rule == "provider_down":
+            self.notify("Provider back up", f"{event.subject} is working again")
 
     def on_drained(self) -> None:
         self.notify("Outbox empty", "Every queued message has been handled")

@@ -14,6 +14,15 @@ KEYS = [
     "breaker.open_seconds",
     "ambiguous.policy",
     "smtp.timeout_seconds",
+    "health.probe_interval_seconds",
+    "health.probe_interval_down_seconds",
+    "health.incident_after_failures",
+    "health.uptime_target_percent",
+    "alerts.down_after_seconds",
+    "alerts.backlog_minutes",
+    "alerts.repeat_minutes",
+    "alerts.email_to",
+    "alerts.email_from",
 ]
 
 

@@ -199,6 +199,8 @@ def test_shortcuts_for_the_main_actions(stack: Any, qtbot: QtBot, modal: Any) ->
     assert window.engine_label.text() == "Paused"
 
     # Ctrl+N on the Providers page opens the Add dialog.
+    qtbot.keyClick(window, Qt.Key.Key_4, Qt.KeyboardModifier.ControlModifier)
+    assert window.pages.currentWidget() is window.providers
     page = window.providers
     assert page.add_button.shortcut() == QKeySequence("Ctrl+N")
     opened: list[str] = []
@@ -232,6 +234,7 @@ def test_providers_page_widgets_are_named_after_their_labels(
         "Enable",  # the selected provider is disabled
         "Delete",
         "Test connection",
+        "Maintenance…",
     }
     for button in buttons:
         assert button.accessibleName() == button.text().replace("&", "")

@@ -27,6 +27,11 @@ DOCUMENTED_DEFAULTS = {
     "health.probe_interval_down_seconds": 15.0,
     "health.incident_after_failures": 2,
     "health.uptime_target_percent": 99.9,
+    "alerts.down_after_seconds": 60.0,
+    "alerts.backlog_minutes": 30.0,
+    "alerts.repeat_minutes": 15.0,
+    "alerts.email_to": "",
+    "alerts.email_from": "",
 }
 
 
@@ -148,6 +153,10 @@ def test_any_text_is_either_a_valid_value_or_a_one_line_error(key: str, text: st
         assert value in spec.choices
         return
     assert type(value) is spec.kind
+    if spec.check is not None:
+        # Free text (an address): whatever was accepted is one clean line.
+        assert value == value.strip() and "\n" not in value and "\r" not in value
+        return
     assert isinstance(value, int | float)
     number = float(value)
     assert math.isfinite(number)
@@ -155,7 +164,9 @@ def test_any_text_is_either_a_valid_value_or_a_one_line_error(key: str, text: st
     assert spec.maximum is None or number <= spec.maximum
 
 
-@pytest.mark.parametrize("key", sorted(k for k, s in SPECS.items() if not s.choices))
+@pytest.mark.parametrize(
+    "key", sorted(k for k, s in SPECS.items() if not s.choices and s.kind is not str)
+)
 @given(data=st.data())
 def test_every_number_within_bounds_is_accepted(key: str, data: st.DataObject) -> None:
     spec = SPECS[key]
@@ -191,3 +202,12 @@ def test_an_unknown_key_names_every_known_key(store: SettingsStore, action: obje
     for key in SPECS:
         assert key in message
     assert store.all() == DOCUMENTED_DEFAULTS
+
+
+def test_an_alert_address_is_checked_and_may_be_empty(store: SettingsStore) -> None:
+    assert store.set_text("alerts.email_to", " team@example.com ") == "team@example.com"
+    assert store.set_text("alerts.email_to", "") == ""
+    for bad in ("not an address", "a@b.example\r\nBcc: x@evil.example", "Team <t@example.com>"):
+        with pytest.raises(UserInputError, match="alerts.email_to"):
+            store.set_text("alerts.email_to", bad)
+    assert store.get("alerts.email_to") == ""

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import logging
+import math
 import socket
 import time
 import uuid
@@ -38,7 +40,9 @@ from desktop_app.core.events import (
     FailoverHappened,
     MessageStateChanged,
     ProviderStateChanged,
+    QuotaExhausted,
 )
+from desktop_app.core.health.maintenance import active_window, format_local, next_change
 from desktop_app.core.models import (
     AmbiguousPolicy,
     AttemptRecord,
@@ -127,16 +131,42 @@ class ProviderLane:
         self.reserved = 0  # messages routed here and not yet finished with the connection
         self.probing = False
         self.send_gate = asyncio.Lock()  # quota check -> attempt row -> token, one at a time
-        self.state = ProviderState.UNKNOWN
+        self.quota_announced_until = 0.0  # a QuotaExhausted event covers until then
+        self.state = ProviderState.UNKNOWN  # what is announced: maintenance over health
+        self.health_state = ProviderState.UNKNOWN  # what its attempts said: up, down, unknown
+        # Whether a maintenance window covers now, as last checked. The answer holds from
+        # _maintenance_checked_at until maintenance_next_change, so the clock is compared
+        # per routing decision and the windows (zoneinfo) are evaluated only at boundaries.
+        self.in_maintenance = False
+        self.maintenance_next_change = -math.inf
+        self._maintenance_checked_at = math.inf
 
     @property
     def has_room(self) -> bool:
         return self.reserved < self.config.max_connections * RESERVATIONS_PER_CONNECTION
 
+    def maintenance_changed(self, now: float) -> bool:
+        """Bring ``in_maintenance`` up to ``now``; True when it flipped."""
+        if self._maintenance_checked_at <= now < self.maintenance_next_change:
+            return False
+        windows = self.config.maintenance
+        active = bool(windows) and active_window(windows, now) is not None
+        change = next_change(windows, now) if windows else None
+        self._maintenance_checked_at = now
+        self.maintenance_next_change = math.inf if change is None else change
+        flipped = active is not self.in_maintenance
+        self.in_maintenance = active
+        return flipped
+
+    def forget_maintenance_check(self) -> None:
+        """The windows changed: check them again at the next routing decision."""
+        self._maintenance_checked_at = math.inf
+
     def routable(self) -> bool:
-        """Enabled, breaker lets it try, quota now, and room for one more message."""
+        """Enabled, not in maintenance, breaker lets it try, quota now, room for one more."""
         return (
             self.config.enabled
+            and not self.in_maintenance
             and self.breaker.allows_request()
             and self.limiter.delay() == 0.0
             and self.has_room
@@ -253,6 +283,7 @@ class DeliveryEngine:
             if time.monotonic() >= next_reload:
                 await self.reload()
                 next_reload = time.monotonic() + RELOAD_SECONDS
+            self._check_maintenance()
             await self._housekeeping()
             if self._paused:
                 await self._sleep(1.0)
@@ -282,11 +313,19 @@ class DeliveryEngine:
 
     def _free_capacity(self) -> tuple[int, int]:
         """(messages to claim now, total room): room on usable providers minus work in hand."""
-        room = sum(
-            lane.config.max_connections * RESERVATIONS_PER_CONNECTION
+        usable = [
+            lane
             for lane in self._lanes.values()
             if lane.config.enabled and lane.breaker.allows_request() and lane.limiter.delay() == 0.0
-        )
+        ]
+        open_lanes = [lane for lane in usable if not lane.in_maintenance]
+        if not open_lanes and not any(
+            lane.config.enabled and not lane.in_maintenance for lane in self._lanes.values()
+        ):
+            # Every enabled provider is in maintenance: claim what is due all the same, so
+            # that it waits deferred until a window ends, with the reason, not queued without.
+            open_lanes = usable
+        room = sum(lane.config.max_connections * RESERVATIONS_PER_CONNECTION for lane in open_lanes)
         return room - len(self._tasks), room
 
     async def _idle_wait(self) -> float:
@@ -297,6 +336,10 @@ class DeliveryEngine:
         return min(1.0, max(0.01, next_due - time.time()))
 
     async def _sleep(self, seconds: float) -> None:
+        # Wake for the next maintenance boundary too: it is announced on time even when idle.
+        boundary = min((lane.maintenance_next_change for lane in self._lanes.values()), default=0)
+        if boundary > 0:
+            seconds = min(seconds, max(0.001, boundary - time.time()))
         try:
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
         except TimeoutError:
@@ -352,8 +395,10 @@ class DeliveryEngine:
                         lane.limiter.record(started)
                 self._lanes[config.id] = lane
             elif lane.config != config:
+                if lane.config.maintenance != config.maintenance:
+                    lane.forget_maintenance_check()
                 lane.config = config
-                lane.pool.reconfigure(config)
+                lane.pool.reconfigure(_connection_settings(config))
                 lane.limiter.update(config.rate_limits)
             lane.breaker.configure(
                 self._options.breaker_threshold, self._options.breaker_open_seconds
@@ -370,16 +415,22 @@ class DeliveryEngine:
             return await self._db(self._secrets.get_password, uid)
 
         pool = ConnectionPool(
-            config, password, timeout=self._options.smtp_timeout, helo_name=self._helo_name
+            _connection_settings(config),
+            password,
+            timeout=self._options.smtp_timeout,
+            helo_name=self._helo_name,
         )
         return ProviderLane(config, pool, self._options)
 
     async def _housekeeping(self) -> None:
         for lane in list(self._lanes.values()):
             await lane.pool.close_idle()
+            if lane.config.enabled and not lane.limiter.unlimited:
+                self._announce_quota(lane)
             if (
                 lane.config.enabled
                 and not lane.probing
+                and not lane.in_maintenance
                 and lane.breaker.state is BreakerState.HALF_OPEN
                 and lane.breaker.allows_request()
             ):
@@ -428,14 +479,16 @@ class DeliveryEngine:
                 await self._give_back(message, number, carried, give_back.due_at)
                 return
             if lane is None:
+                back_at, why = self._back_from_maintenance(message, tried)
                 await self._finish(
                     message,
                     self._deferral(
                         message,
                         number,
                         reason="no_provider",
-                        error=last_failure or "no usable provider",
+                        error=(last_failure or "no usable provider") + why,
                         provider_id=None,
+                        due_at=back_at,
                     ),
                     carried,
                 )
@@ -489,12 +542,17 @@ class DeliveryEngine:
     async def _route(self, message: OutboxMessage, tried: set[int]) -> ProviderLane | None:
         """A lane for this message, waiting briefly when the right ones are only busy."""
         while True:
-            configs = [lane.config for lane in self._lanes.values()]
-            chosen = self._router.choose(
-                configs,
-                message.sender_domain,
-                lambda config: config.id not in tried and self._lanes[config.id or 0].routable(),
-            )
+            self._check_maintenance()
+            if message.route == "healthiest":
+                chosen = self._healthiest(message, tried)
+            else:
+                chosen = self._router.choose(
+                    [lane.config for lane in self._lanes.values()],
+                    message.sender_domain,
+                    lambda config: (
+                        config.id not in tried and self._lanes[config.id or 0].routable()
+                    ),
+                )
             if chosen is not None:
                 lane = self._lanes[chosen.id or 0]
                 lane.reserved += 1
@@ -506,6 +564,7 @@ class DeliveryEngine:
                 for lane in self._lanes.values()
                 if lane.config.id not in tried
                 and lane.config.enabled
+                and not lane.in_maintenance
                 and lane.config.authorizes(message.sender_domain)
                 and (lane.breaker.allows_request() or lane.breaker.state is BreakerState.HALF_OPEN)
             ]
@@ -516,6 +575,45 @@ class DeliveryEngine:
                 raise _GiveBack(time.time() + min(quota_waits))
             # Busy lanes free up when a transaction ends (which sets _wake); poll gently.
             await asyncio.sleep(min(0.05, *(w for w in quota_waits if w > 0), 0.05))
+
+    def _healthiest(self, message: OutboxMessage, tried: set[int]) -> ProviderConfig | None:
+        """For alert mail: the usable provider in the best health, whatever its priority.
+
+        Up before unknown before anything else, then the fewest recent failures, then the
+        configured priority; an alert must not wait behind a tier that is failing.
+        """
+        usable = [
+            lane
+            for lane in self._lanes.values()
+            if lane.config.id not in tried
+            and lane.config.authorizes(message.sender_domain)
+            and lane.routable()
+        ]
+        if not usable:
+            return None
+        rank = {ProviderState.UP: 0, ProviderState.UNKNOWN: 1}
+        best = min(
+            usable,
+            key=lambda lane: (
+                rank.get(lane.state, 2),
+                lane.breaker.consecutive_failures,
+                lane.config.priority,
+            ),
+        )
+        return best.config
+
+    def _announce_quota(self, lane: ProviderLane) -> None:
+        """Tell observers (alerts) once per exhaustion that a quota is used up for a while.
+
+        Only waits longer than MAX_IN_MEMORY_WAIT count: a per-second limit holding the next
+        message back for a moment is throttling working as configured, not an exhausted quota.
+        """
+        wait = lane.limiter.delay()
+        now = time.time()
+        if wait <= MAX_IN_MEMORY_WAIT or now < lane.quota_announced_until:
+            return
+        lane.quota_announced_until = now + wait
+        self._events.publish(QuotaExhausted(lane.config.name, now + wait))
 
     async def _attempt(
         self,
@@ -594,11 +692,13 @@ class DeliveryEngine:
                 outcome is OutcomeClass.PROVIDER_FAILURE
                 or lane.breaker.state is not BreakerState.CLOSED
             ):
-                lane.state = ProviderState.DOWN
+                lane.health_state = ProviderState.DOWN
         else:
             # It answered sensibly (even a refusal of a recipient is a working provider).
             lane.breaker.record_success()
-            lane.state = ProviderState.UP
+            lane.health_state = ProviderState.UP
+        # A transaction that was in flight when a window began still reports its outcome.
+        lane.state = ProviderState.MAINTENANCE if lane.in_maintenance else lane.health_state
         if (lane.state, lane.breaker.state) == before:
             return
         self._events.publish(
@@ -606,9 +706,71 @@ class DeliveryEngine:
         )
         if lane.state is ProviderState.UP and before[0] is not ProviderState.UP:
             # Mail that waited only for a provider need not sit out its backoff.
-            task = asyncio.get_running_loop().create_task(self._wake_waiting())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._wake_waiting_soon()
+
+    # -- maintenance windows --------------------------------------------------------------
+
+    def _check_maintenance(self) -> None:
+        """Enter and leave maintenance windows as the clock passes their boundaries.
+
+        In a window a provider takes no new transactions (routable() says no, and it is not
+        "busy" either, so mail goes to the others at once). What it already has finishes:
+        transactions on the wire and messages routed to it before the window began that wait
+        for one of its connections (at most RESERVATIONS_PER_CONNECTION per connection).
+        """
+        now = time.time()
+        for lane in self._lanes.values():
+            if lane.maintenance_changed(now):
+                self._announce_maintenance(lane, now)
+
+    def _announce_maintenance(self, lane: ProviderLane, now: float) -> None:
+        if lane.in_maintenance:
+            lane.state = ProviderState.MAINTENANCE
+            window = active_window(lane.config.maintenance, now)
+            detail = "maintenance window"
+            if math.isfinite(lane.maintenance_next_change):
+                detail += f" until {format_local(lane.maintenance_next_change)}"
+            if window is not None and window.note:
+                detail += f": {window.note}"
+        else:
+            lane.state = lane.health_state
+            detail = "maintenance window ended"
+            self._wake_waiting_soon()
+        log.info("%s: %s", lane.config.name, detail)
+        self._events.publish(
+            ProviderStateChanged(lane.config.name, lane.state, lane.breaker.state, detail)
+        )
+
+    def _back_from_maintenance(
+        self, message: OutboxMessage, tried: set[int]
+    ) -> tuple[float | None, str]:
+        """When the first provider that could take ``message`` leaves maintenance, and why.
+
+        (None, "") when no such provider is in maintenance: the usual backoff applies.
+        """
+        waiting = [
+            lane
+            for lane in self._lanes.values()
+            if lane.in_maintenance
+            and lane.config.enabled
+            and lane.config.id not in tried
+            and lane.config.authorizes(message.sender_domain)
+        ]
+        if not waiting:
+            return None, ""
+        first = min(waiting, key=lambda lane: lane.maintenance_next_change)
+        back_at = first.maintenance_next_change
+        if not math.isfinite(back_at):
+            return None, f" ({first.config.name} is in maintenance)"
+        # Due when the window ends (a provider that recovers sooner wakes it anyway), but
+        # looked at again within the longest backoff, so its lifetime is still checked.
+        due_at = min(back_at, time.time() + self._options.backoff.max_seconds)
+        return due_at, f" ({first.config.name} is in maintenance until {format_local(back_at)})"
+
+    def _wake_waiting_soon(self) -> None:
+        task = asyncio.get_running_loop().create_task(self._wake_waiting())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _wake_waiting(self) -> None:
         woken = await self._db(self._outbox.wake_waiting_for_provider)
@@ -718,8 +880,9 @@ class DeliveryEngine:
         error: str,
         provider_id: int | None,
         remaining: tuple[str, ...] | None = None,
+        due_at: float | None = None,
     ) -> MessageTransition:
-        """Deferred with backoff, or failed once the message is older than its lifetime."""
+        """Deferred with backoff (or until ``due_at``), or failed once past its lifetime."""
         now = time.time()
         deferrals = message.deferral_count + 1
         remaining = message.recipients if remaining is None else remaining
@@ -741,7 +904,7 @@ class DeliveryEngine:
             attempt_count=number,
             deferral_count=deferrals,
             provider_id=provider_id,
-            next_attempt_at=now + self._options.backoff.delay(deferrals),
+            next_attempt_at=due_at or now + self._options.backoff.delay(deferrals),
             last_error=error,
             defer_reason=reason,
         )
@@ -824,3 +987,8 @@ class DeliveryEngine:
         assert self._executor is not None
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: function(*args, **kwargs))
+
+
+def _connection_settings(config: ProviderConfig) -> ProviderConfig:
+    """What connections depend on: a new maintenance window must not retire them."""
+    return dataclasses.replace(config, maintenance=())

@@ -65,6 +65,13 @@ class LatencyDelta:
         self.max_ms = latency_ms if self.max_ms is None else max(self.max_ms, latency_ms)
         histogram.add(self.hist, latency_ms)
 
+    def merge(self, other: LatencyDelta) -> None:
+        self.count += other.count
+        self.sum_ms += other.sum_ms
+        if other.max_ms is not None:
+            self.max_ms = other.max_ms if self.max_ms is None else max(self.max_ms, other.max_ms)
+        self.hist = histogram.merge((self.hist, other.hist))
+
 
 @dataclass
 class RollupDelta:
@@ -82,3 +89,12 @@ class RollupDelta:
 
     def count(self, column: str, n: int = 1) -> None:
         self.counts[column] = self.counts.get(column, 0) + n
+
+    def merge(self, other: RollupDelta) -> None:
+        """Add ``other`` into this delta (a failed write is kept for the next one)."""
+        for column, seconds in other.seconds.items():
+            self.add_seconds(column.removesuffix("_seconds"), seconds)
+        for column, n in other.counts.items():
+            self.count(column, n)
+        self.probe_latency.merge(other.probe_latency)
+        self.send_latency.merge(other.send_latency)

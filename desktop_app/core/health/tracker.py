@@ -19,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-#: (start, end) -> the maintenance intervals inside it, merged and clipped.
+#: (start, end) -> the maintenance intervals inside it, merged and clipped; (t, t) answers
+#: [(t, t)] when a window covers the instant t (see health/maintenance.intervals).
 MaintenanceLookup = Callable[[float, float], list[tuple[float, float]]]
 #: Called with (start, end, status) for each watched span; status up/down/maintenance.
 SpanSink = Callable[[float, float, str], None]
@@ -46,6 +47,7 @@ class IncidentChange:
 
     incident: OpenIncident
     ended_at: float | None = None  # set when it ended
+    opened: bool = False  # True for the change that confirmed it
 
 
 class ProviderTracker:
@@ -74,9 +76,15 @@ class ProviderTracker:
     # -- what people see -------------------------------------------------------------------
 
     def status_at(self, at: float) -> str:
-        """up / down / maintenance / unknown (suspect still shows as up: not confirmed)."""
-        if self._maintenance(at, at + 1e-9):
+        """up / down / maintenance / unknown, as a person should see it now.
+
+        A suspect provider (it failed, not yet often enough for an incident) shows as down:
+        its last word was a failure. Only the time accounting waits for the verdict.
+        """
+        if self._maintenance(at, at):
             return MAINTENANCE
+        if self._suspect_since is not None:
+            return DOWN
         return self._status
 
     @property
@@ -88,7 +96,7 @@ class ProviderTracker:
     def observe(self, at: float, ok: bool, cause: str = "") -> list[IncidentChange]:
         """A probe or a send ended at ``at``; returns incident changes to store."""
         changes = self._leave_maintenance_if_passed(at)
-        if self._maintenance(at, at + 1e-9):
+        if self._maintenance(at, at):
             return changes  # observations during a window say nothing about uptime
         self.last_observed_at = at
         if ok:
@@ -144,7 +152,7 @@ class ProviderTracker:
             started_at=self._suspect_since, cause=self._streak_cause, failures=self._streak
         )
         self._suspect_since = None
-        return [IncidentChange(self.incident)]
+        return [IncidentChange(self.incident, opened=True)]
 
     def _leave_maintenance_if_passed(self, at: float) -> list[IncidentChange]:
         """A window that began since the last accounting ends incidents and suspicion."""
@@ -155,7 +163,7 @@ class ProviderTracker:
         if not windows or (self._status == UNKNOWN and self._suspect_since is None):
             return []
         window_start = windows[0][0]
-        if window_start <= since and self._maintenance(since - 1e-6, since):
+        if window_start <= since and self._maintenance(since - 1e-3, since):
             return []  # already inside it when last counted: handled then
         self._count(window_start, self._status)  # an unconfirmed suspicion counts as before
         changes: list[IncidentChange] = []

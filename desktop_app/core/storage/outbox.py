@@ -52,6 +52,8 @@ class NewMessage:
     recipients: tuple[str, ...]
     subject: str
     raw: bytes
+    route: str | None = None  # "healthiest": through the healthiest provider (alert mail)
+    urgent: bool = False  # claimed before everything already waiting (alert mail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +140,7 @@ _CLAIM = (
         OutboxRow.deferral_count,
         OutboxRow.created_at,
         OutboxRow.next_attempt_at,
+        OutboxRow.route,
     )
 )
 _INSERT_ATTEMPT = insert(AttemptRow).values(
@@ -217,10 +220,13 @@ class OutboxRepository:
                 "raw": m.raw,
                 "created_at": now,
                 "updated_at": now,
-                "next_attempt_at": now,
+                # Claims go by next_attempt_at: "due since the epoch" puts urgent mail at the
+                # front of any backlog without another index or sort key on the hot path.
+                "next_attempt_at": 0.0 if m.urgent else now,
                 "attempt_count": 0,
                 "deferral_count": 0,
                 "possible_duplicate": False,
+                "route": m.route,
             }
             for m in messages
         ]
@@ -270,6 +276,7 @@ class OutboxRepository:
                 attempt_count=row.attempt_count,
                 deferral_count=row.deferral_count,
                 created_at=row.created_at,
+                route=row.route,
             )
             for row in rows
         ]
@@ -455,9 +462,14 @@ class OutboxRepository:
                 .where(
                     OutboxRow.state == MessageState.DEFERRED.value,
                     OutboxRow.defer_reason == "no_provider",
-                    OutboxRow.next_attempt_at > now,
+                    or_(OutboxRow.next_attempt_at > now, OutboxRow.route.is_not(None)),
                 )
-                .values(next_attempt_at=now, updated_at=now)
+                # Alert mail (routed "healthiest") goes back to the front of the queue, as
+                # when it was first queued; the rest keeps its order behind it.
+                .values(
+                    next_attempt_at=case((OutboxRow.route.is_(None), now), else_=0.0),
+                    updated_at=now,
+                )
             )
             return result.rowcount or 0
 
@@ -482,6 +494,15 @@ class OutboxRepository:
             )
 
     # -- what people see and do -----------------------------------------------------------
+
+    def oldest_waiting_created_at(self) -> float | None:
+        """When the oldest message still to go out was queued (the backlog-age alert)."""
+        with self._database.read() as connection:
+            return connection.execute(
+                select(func.min(OutboxRow.created_at)).where(
+                    OutboxRow.state.in_([s.value for s in (*CLAIMABLE, MessageState.SENDING)])
+                )
+            ).scalar_one_or_none()
 
     def counts(self) -> OutboxCounts:
         with self._database.read() as connection:

@@ -10,12 +10,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from desktop_app.core.errors import DuplicateProviderError, ProviderNotFoundError
-from desktop_app.core.models import ProviderConfig, RateLimits, Security
+from desktop_app.core.models import MaintenanceWindow, ProviderConfig, RateLimits, Security
 from desktop_app.core.storage.database import Database
+from desktop_app.core.storage.maintenance import windows_by_provider
 from desktop_app.core.storage.schema import ProviderRow
 
 
-def _to_config(row: ProviderRow) -> ProviderConfig:
+def _to_config(row: ProviderRow, maintenance: tuple[MaintenanceWindow, ...] = ()) -> ProviderConfig:
     return ProviderConfig(
         id=row.id,
         uid=row.uid,
@@ -36,6 +37,7 @@ def _to_config(row: ProviderRow) -> ProviderConfig:
         sender_domains=tuple(row.sender_domains or ()),
         enabled=row.enabled,
         allow_insecure=row.allow_insecure,
+        maintenance=maintenance,
     )
 
 
@@ -59,22 +61,27 @@ def _apply(row: ProviderRow, config: ProviderConfig) -> None:
 
 
 class ProviderRepository:
-    """CRUD on the providers table. Validation and secrets are the caller's job."""
+    """CRUD on the providers table. Validation and secrets are the caller's job.
+
+    Providers come back with their maintenance windows; ``add`` and ``update`` leave the
+    windows alone (they change only through storage/maintenance.py).
+    """
 
     def __init__(self, database: Database) -> None:
         self._database = database
 
     def all(self) -> list[ProviderConfig]:
-        """All providers, most preferred first."""
+        """All providers, most preferred first (two queries, however many providers)."""
         with self._database.session() as session:
             rows = session.scalars(
                 select(ProviderRow).order_by(ProviderRow.priority, ProviderRow.name)
-            )
-            return [_to_config(row) for row in rows]
+            ).all()
+            windows = windows_by_provider(session)
+            return [_to_config(row, windows.get(row.id, ())) for row in rows]
 
     def get(self, name: str) -> ProviderConfig:
         with self._database.session() as session:
-            return _to_config(self._row(session, name))
+            return self._with_windows(session, self._row(session, name))
 
     def add(self, config: ProviderConfig) -> ProviderConfig:
         now = time.time()
@@ -95,15 +102,15 @@ class ProviderRepository:
                 row = self._row(session, name)
                 _apply(row, config)
                 session.flush()
-                return _to_config(row)
+                return self._with_windows(session, row)
         except IntegrityError:
             raise DuplicateProviderError(config.name) from None
 
     def remove(self, name: str) -> ProviderConfig:
         with self._database.session() as session:
             row = self._row(session, name)
-            removed = _to_config(row)
-            session.delete(row)
+            removed = self._with_windows(session, row)
+            session.delete(row)  # its windows go with it (ON DELETE CASCADE)
             return removed
 
     def set_priorities(self, ordered_names: list[str]) -> None:
@@ -111,6 +118,10 @@ class ProviderRepository:
         with self._database.session() as session:
             for priority, name in enumerate(ordered_names):
                 self._row(session, name).priority = priority
+
+    @staticmethod
+    def _with_windows(session: Session, row: ProviderRow) -> ProviderConfig:
+        return _to_config(row, windows_by_provider(session, [row.id]).get(row.id, ()))
 
     @staticmethod
     def _row(session: Session, name: str) -> ProviderRow:

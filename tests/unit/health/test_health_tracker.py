@@ -43,6 +43,8 @@ MaintenanceLookup = Callable[[float, float], list[tuple[float, float]]]
 
 def windows(*spans: tuple[float, float]) -> MaintenanceLookup:
     def lookup(start: float, end: float) -> list[tuple[float, float]]:
+        if start == end:  # "is the instant covered?", as health/maintenance.intervals answers
+            return [(start, start)] if any(a <= start < b for a, b in spans) else []
         return [(max(a, start), min(b, end)) for a, b in spans if a < end and b > start]
 
     return lookup
@@ -91,10 +93,10 @@ def test_a_blip_shorter_than_an_incident_counts_as_up() -> None:
     tracker.observe(0, ok=True)
     tracker.observe(10, ok=False)
     tracker.observe(12, ok=False)
-    assert tracker.status_at(12) == UP  # not confirmed yet
+    assert tracker.status_at(12) == DOWN  # its last word was a failure...
     assert tracker.observe(20, ok=True) == []
     tracker.accrue(30)
-    assert spans.totals() == {UP: 30.0}
+    assert spans.totals() == {UP: 30.0}  # ...but no incident, so no downtime either
 
 
 def test_suspect_time_is_held_until_it_is_decided() -> None:

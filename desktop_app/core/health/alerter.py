@@ -1,0 +1,291 @@
+"""Raises alerts from what the engine and the health monitor report, through every channel.
+
+Runs on the loop thread as an ``EventSink`` (engine and monitor events) with a periodic check
+for the rules that are about state over time (down for N seconds, backlog age, 24 h uptime).
+Each alert goes to the alert log (persisted), to the GUI and tray (an ``AlertRaised`` event),
+and, when ``alerts.email_to`` is set, into the outbox itself as urgent mail routed through the
+healthiest provider, so it is retried like any mail and survives a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from desktop_app.core.compose import build_message
+from desktop_app.core.events import (
+    AlertRaised,
+    AlertResolved,
+    Event,
+    EventSink,
+    FailoverHappened,
+    ProviderHealthChanged,
+    ProviderStateChanged,
+    QuotaExhausted,
+)
+from desktop_app.core.health.alert_rules import Alert, AlertOptions, AlertPolicy, AlertRule
+from desktop_app.core.models import BreakerState
+from desktop_app.core.settings import SettingsStore
+from desktop_app.core.storage.alerts import AlertRepository
+from desktop_app.core.storage.health import HealthRepository
+from desktop_app.core.storage.outbox import OutboxRepository
+from desktop_app.core.storage.providers import ProviderRepository
+
+log = logging.getLogger(__name__)
+
+DAY = 86400.0
+#: Rules whose alert stays "open" until its condition clears (then it is marked resolved).
+_CLEARABLE = (
+    AlertRule.PROVIDER_DOWN,
+    AlertRule.BREAKER_OPEN,
+    AlertRule.BACKLOG_AGE,
+    AlertRule.UPTIME_BELOW_TARGET,
+    AlertRule.QUOTA_EXHAUSTED,
+)
+
+
+class Alerter:
+    """Turns events and periodic checks into alerts; see the module docstring."""
+
+    def __init__(
+        self,
+        alerts: AlertRepository,
+        outbox: OutboxRepository,
+        health: HealthRepository,
+        providers: ProviderRepository,
+        settings: SettingsStore,
+        events: EventSink,
+        *,
+        clock: Callable[[], float] = time.time,
+        check_seconds: float = 5.0,
+        on_mail_queued: Callable[[], None] | None = None,
+    ) -> None:
+        self._alerts = alerts
+        self._outbox = outbox
+        self._health = health
+        self._providers = providers
+        self._settings = settings
+        self._events = events
+        self._clock = clock
+        self._check_seconds = check_seconds
+        self._on_mail_queued = on_mail_queued
+        self.policy = AlertPolicy()
+        self._down_since: dict[str, float] = {}
+        self._quota_until: dict[str, float] = {}
+        self._open: dict[tuple[AlertRule, str], int] = {}  # alert ids not yet resolved
+        self._stop = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- events (loop thread) ----------------------------------------------------------------
+
+    def publish(self, event: Event) -> None:
+        now = self._clock()
+        if isinstance(event, FailoverHappened):
+            self._raise(
+                self.policy.event(
+                    AlertRule.FAILOVER,
+                    event.from_provider,
+                    now,
+                    f"Failover: {event.from_provider} failed and mail moved to the next "
+                    f"provider ({event.detail})",
+                )
+            )
+        elif isinstance(event, ProviderHealthChanged):
+            if event.state == "down":
+                self._down_since.setdefault(event.provider_name, now)
+            else:
+                self._down_since.pop(event.provider_name, None)
+                self._clear(AlertRule.PROVIDER_DOWN, event.provider_name, now)
+                if event.state == "up":
+                    self.policy.rearm(AlertRule.FAILOVER, event.provider_name)
+        elif isinstance(event, ProviderStateChanged):
+            if event.breaker is BreakerState.OPEN:
+                self._raise(
+                    self.policy.event(
+                        AlertRule.BREAKER_OPEN,
+                        event.provider_name,
+                        now,
+                        f"Circuit breaker opened for {event.provider_name}: "
+                        f"{event.detail or 'repeated failures'}",
+                    )
+                )
+            elif event.breaker is BreakerState.CLOSED:
+                self.policy.rearm(AlertRule.BREAKER_OPEN, event.provider_name)
+                self._resolve(AlertRule.BREAKER_OPEN, event.provider_name, now)
+        elif isinstance(event, QuotaExhausted):
+            self._quota_until[event.provider_name] = event.available_at
+            self._raise(
+                self.policy.event(
+                    AlertRule.QUOTA_EXHAUSTED,
+                    event.provider_name,
+                    now,
+                    f"Rate limit of {event.provider_name} is used up; mail waits "
+                    f"{max(0.0, event.available_at - now):.0f} s for it or goes elsewhere",
+                )
+            )
+
+    # -- periodic checks --------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self.check()
+            except Exception:
+                log.exception("alert check failed")
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=self._check_seconds)
+            except TimeoutError:
+                pass
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def check(self) -> None:
+        """Evaluate the rules about state over time (call every few seconds)."""
+        settings = await asyncio.to_thread(self._settings.all)
+        self.policy.options = options = AlertOptions.from_settings(settings)
+        now = self._clock()
+        for name, since in list(self._down_since.items()):
+            self._raise(
+                self.policy.condition(
+                    AlertRule.PROVIDER_DOWN,
+                    name,
+                    True,
+                    now,
+                    f"{name} has been down for {now - since:.0f} s",
+                    hold_seconds=options.down_after_seconds,
+                    since=since,
+                )
+            )
+        for name, until in list(self._quota_until.items()):
+            if now >= until:
+                del self._quota_until[name]
+                self.policy.rearm(AlertRule.QUOTA_EXHAUSTED, name)
+                self._resolve(AlertRule.QUOTA_EXHAUSTED, name, now)
+        oldest = await asyncio.to_thread(self._outbox.oldest_waiting_created_at)
+        age = 0.0 if oldest is None else now - oldest
+        self._condition(
+            AlertRule.BACKLOG_AGE,
+            "",
+            age > options.backlog_seconds,
+            now,
+            f"The oldest waiting message was queued {age / 60:.0f} min ago",
+        )
+        providers = await asyncio.to_thread(self._providers.all)
+        for provider in providers:
+            totals = await asyncio.to_thread(
+                self._health.totals, provider.uid, now - DAY, now, histograms=False
+            )
+            uptime = totals.uptime_percent()
+            self._condition(
+                AlertRule.UPTIME_BELOW_TARGET,
+                provider.name,
+                uptime is not None and uptime < options.uptime_target_percent,
+                now,
+                f"{provider.name}: 24 h uptime {uptime or 0:.3f}% is below the "
+                f"{options.uptime_target_percent:g}% target",
+            )
+
+    # -- raising ----------------------------------------------------------------------------
+
+    def _condition(
+        self, rule: AlertRule, subject: str, active: bool, now: float, message: str
+    ) -> None:
+        if active:
+            self._raise(self.policy.condition(rule, subject, True, now, message))
+        else:
+            self._clear(rule, subject, now)
+
+    def _clear(self, rule: AlertRule, subject: str, now: float) -> None:
+        self.policy.condition(rule, subject, False, now, "")
+        self._resolve(rule, subject, now)
+
+    def _resolve(self, rule: AlertRule, subject: str, now: float) -> None:
+        alert_id = self._open.pop((rule, subject), None)
+        if alert_id is None:
+            return
+        self._spawn(self._store_resolution(alert_id, rule, subject, now))
+
+    def _raise(self, alert: Alert | None) -> None:
+        if alert is not None:
+            # Server replies end up in messages: one line, whatever the server sent.
+            alert = dataclasses.replace(alert, message=" ".join(alert.message.split()))
+            self._spawn(self._deliver(alert))
+
+    async def _deliver(self, alert: Alert) -> None:
+        # Read now: the team address may have been set since the last check.
+        options = AlertOptions.from_settings(await asyncio.to_thread(self._settings.all))
+        email_id: int | None = None
+        if options.email_to:
+            message = build_message(
+                sender=options.email_from or options.email_to,
+                recipients=[options.email_to],
+                subject=f"[Relaydesk] {alert.severity}: {alert.message}"[:200],
+                text=_email_body(alert),
+            )
+            urgent = dataclasses.replace(message, route="healthiest", urgent=True)
+            (email_id,) = await asyncio.to_thread(self._outbox.enqueue, [urgent])
+            if self._on_mail_queued is not None:
+                self._on_mail_queued()
+        alert_id = await asyncio.to_thread(
+            lambda: self._alerts.add(
+                raised_at=alert.raised_at,
+                rule=alert.rule.value,
+                subject=alert.subject,
+                severity=alert.severity,
+                message=alert.message,
+                email_outbox_id=email_id,
+            )
+        )
+        if alert.rule in _CLEARABLE:
+            self._open[(alert.rule, alert.subject)] = alert_id
+        log.warning("alert %s: %s", alert.rule.value, alert.message)
+        self._events.publish(
+            AlertRaised(
+                alert_id,
+                alert.rule.value,
+                alert.subject,
+                alert.severity,
+                alert.message,
+                alert.raised_at,
+                emailed=email_id is not None,
+            )
+        )
+
+    async def _store_resolution(
+        self, alert_id: int, rule: AlertRule, subject: str, now: float
+    ) -> None:
+        await asyncio.to_thread(self._alerts.resolve, alert_id, now)
+        self._events.publish(AlertResolved(alert_id, rule.value, subject, now))
+
+    def _spawn(self, coroutine: Any) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("could not deliver an alert: %s", task.exception())
+
+    async def drain(self) -> None:
+        """Wait until every alert raised so far is stored (tests, shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def _email_body(alert: Alert) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(alert.raised_at))
+    subject = f"Provider: {alert.subject}\r\n" if alert.subject else ""
+    return (
+        f"{alert.message}\r\n\r\n"
+        f"Rule: {alert.rule.value}\r\nSeverity: {alert.severity}\r\n{subject}Raised: {when}\r\n\r\n"
+        "Sent by Relaydesk through the healthiest provider. The alert log in the app has "
+        "the whole history.\r\n"
+    )

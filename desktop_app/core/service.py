@@ -1,0 +1,80 @@
+"""Delivery with its watchers: the engine, the health monitor and the alerter, wired once.
+
+The GUI's controller and ``relaydesk run`` both run this, under the instance lock (the
+monitor and the alerter write history that must have one writer per data folder):
+
+    engine events  -> sink (GUI bridge / CLI printer), health monitor, alerter
+    monitor events -> sink, alerter
+    alerter events -> sink
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from desktop_app.core.delivery.engine import DeliveryEngine
+from desktop_app.core.events import EventHub, EventSink
+from desktop_app.core.health.alerter import Alerter
+from desktop_app.core.health.monitor import HealthMonitor
+from desktop_app.core.storage.alerts import AlertRepository
+from desktop_app.core.workspace import Workspace
+
+log = logging.getLogger(__name__)
+
+
+class DeliveryService:
+    """Runs the three together; stop it with ``request_stop()`` (on the loop thread)."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        sink: EventSink,
+        *,
+        clock: Callable[[], float] = time.time,
+        probe_on_start: bool = True,
+    ) -> None:
+        self.alerter = Alerter(
+            AlertRepository(workspace.database),
+            workspace.outbox,
+            workspace.health,
+            workspace.providers,
+            workspace.settings,
+            sink,
+            clock=clock,
+            on_mail_queued=self._wake_engine,
+        )
+        watchers = EventHub()
+        watchers.subscribe(sink)
+        watchers.subscribe(self.alerter)
+        self.monitor: HealthMonitor = workspace.create_monitor(
+            watchers, clock=clock, probe_on_start=probe_on_start
+        )
+        everyone = EventHub()
+        everyone.subscribe(sink)
+        everyone.subscribe(self.monitor)
+        everyone.subscribe(self.alerter)
+        self.engine: DeliveryEngine = workspace.create_engine(everyone)
+
+    async def run(self, *, until_idle: bool = False) -> None:
+        """Deliver (until stopped, or idle) while probing and alerting alongside."""
+        watching = [
+            asyncio.create_task(self.monitor.run(), name="health-monitor"),
+            asyncio.create_task(self.alerter.run(), name="alerter"),
+        ]
+        try:
+            await self.engine.run(until_idle=until_idle)
+        finally:
+            self.monitor.request_stop()
+            self.alerter.request_stop()
+            for result in await asyncio.gather(*watching, return_exceptions=True):
+                if isinstance(result, BaseException):
+                    log.error("a health watcher failed: %s", result)
+
+    def request_stop(self) -> None:
+        self.engine.request_stop()
+
+    def _wake_engine(self) -> None:
+        self.engine.wake()  # an alert mail was queued: it should not wait for the next poll

@@ -1,0 +1,94 @@
+"""The in-app alert log: every alert raised, when it cleared, and its email if one was sent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, insert, select, update
+
+from desktop_app.core.storage.database import Database
+from desktop_app.core.storage.schema import AlertRow
+
+#: Alerts older than this are pruned with the rest of the health history.
+ALERT_RETENTION = 365 * 86400.0
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedAlert:
+    id: int
+    raised_at: float
+    rule: str
+    subject: str
+    severity: str
+    message: str
+    resolved_at: float | None
+    email_outbox_id: int | None
+
+
+class AlertRepository:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    def add(
+        self,
+        *,
+        raised_at: float,
+        rule: str,
+        subject: str,
+        severity: str,
+        message: str,
+        email_outbox_id: int | None,
+    ) -> int:
+        with self._database.write() as connection:
+            return int(
+                connection.execute(
+                    insert(AlertRow)
+                    .values(
+                        raised_at=raised_at,
+                        rule=rule,
+                        subject=subject[:100],
+                        severity=severity,
+                        message=message[:500],
+                        resolved_at=None,
+                        email_outbox_id=email_outbox_id,
+                    )
+                    .returning(AlertRow.id)
+                ).scalar_one()
+            )
+
+    def resolve(self, alert_id: int, at: float) -> None:
+        with self._database.write() as connection:
+            connection.execute(
+                update(AlertRow)
+                .where(AlertRow.id == alert_id, AlertRow.resolved_at.is_(None))
+                .values(resolved_at=at)
+            )
+
+    def recent(self, limit: int = 200) -> list[LoggedAlert]:
+        """The newest alerts first."""
+        with self._database.read() as connection:
+            rows = connection.execute(
+                select(AlertRow)
+                .order_by(AlertRow.raised_at.desc(), AlertRow.id.desc())
+                .limit(limit)
+            ).all()
+        return [
+            LoggedAlert(
+                id=r.id,
+                raised_at=r.raised_at,
+                rule=r.rule,
+                subject=r.subject,
+                severity=r.severity,
+                message=r.message,
+                resolved_at=r.resolved_at,
+                email_outbox_id=r.email_outbox_id,
+            )
+            for r in rows
+        ]
+
+    def prune(self, before: float) -> int:
+        with self._database.write() as connection:
+            return (
+                connection.execute(delete(AlertRow).where(AlertRow.raised_at < before)).rowcount
+                or 0
+            )

@@ -1,0 +1,147 @@
+"""The Alerts page: the persisted alert log, newest first, updated live."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, Slot
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import QHeaderView, QLabel, QTableView, QVBoxLayout, QWidget
+
+from desktop_app.core.events import AlertRaised, AlertResolved
+from desktop_app.core.storage.alerts import AlertRepository, LoggedAlert
+from desktop_app.core.workspace import Workspace
+from desktop_app.ui.bridge import CoreBridge, is_shutdown_error
+from desktop_app.ui.table_model import FlatTableModel
+
+#: The log keeps a year; the page shows the newest of it.
+SHOWN = 500
+_SEVERITY_COLOURS = {"critical": QColor("#c62828"), "warning": QColor("#ef6c00")}
+
+
+def _when(epoch: float | None) -> str:
+    return "" if epoch is None else datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class AlertLogModel(FlatTableModel):
+    columns = ("Raised", "Severity", "Rule", "Provider", "Message", "Cleared", "Emailed")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.alerts: list[LoggedAlert] = []
+
+    def row_total(self) -> int:
+        return len(self.alerts)
+
+    def replace(self, alerts: list[LoggedAlert]) -> None:
+        self.beginResetModel()
+        self.alerts = list(alerts)
+        self.endResetModel()
+
+    def add(self, alert: LoggedAlert) -> None:
+        if any(a.id == alert.id for a in self.alerts):
+            return  # the initial load already had it
+        self.beginInsertRows(QModelIndex(), 0, 0)
+        self.alerts.insert(0, alert)
+        self.endInsertRows()
+        if len(self.alerts) > SHOWN:
+            self.beginRemoveRows(QModelIndex(), SHOWN, len(self.alerts) - 1)
+            del self.alerts[SHOWN:]
+            self.endRemoveRows()
+
+    def resolve(self, alert_id: int, at: float) -> None:
+        for row, alert in enumerate(self.alerts):
+            if alert.id == alert_id:
+                self.alerts[row] = dataclasses.replace(alert, resolved_at=at)
+                index = self.index(row, 5)
+                self.dataChanged.emit(index, index)
+                return
+
+    def data(
+        self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
+    ) -> Any:
+        if not index.isValid():
+            return None
+        alert = self.alerts[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return (
+                _when(alert.raised_at),
+                alert.severity,
+                alert.rule.replace("_", " "),
+                alert.subject,
+                alert.message,
+                _when(alert.resolved_at) if alert.resolved_at else "",
+                "yes" if alert.email_outbox_id is not None else "",
+            )[index.column()]
+        if role == Qt.ItemDataRole.ForegroundRole and index.column() == 1:
+            colour = _SEVERITY_COLOURS.get(alert.severity)
+            return QBrush(colour) if colour is not None else None
+        if role == Qt.ItemDataRole.ToolTipRole and index.column() == 4:
+            return alert.message
+        return None
+
+
+class AlertsPage(QWidget):
+    """Every alert raised, with when it cleared and whether it was emailed."""
+
+    def __init__(self, workspace: Workspace, bridge: CoreBridge, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._bridge = bridge
+        self._repository = AlertRepository(workspace.database)
+        self.model = AlertLogModel()
+        self.table = QTableView()
+        self.table.setAccessibleName("Alert log")
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
+        self.table.verticalHeader().setVisible(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+        self.empty_note = QLabel(
+            "No alerts yet. Thresholds and the team address are in the settings "
+            "(alerts.*); alerts also show in the tray."
+        )
+        self.empty_note.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.empty_note)
+        layout.addWidget(self.table, 1)
+        bridge.alert_raised.connect(self._on_bridge_alert_raised)
+        bridge.alert_resolved.connect(self._on_bridge_alert_resolved)
+        self.reload()
+
+    def reload(self) -> None:
+        """Read the log off the GUI thread."""
+        self._bridge.call(
+            self._repository.recent, SHOWN, on_success=self._loaded, on_error=self._load_failed
+        )
+
+    def _loaded(self, alerts: list[LoggedAlert]) -> None:
+        self.model.replace(alerts)
+        self.empty_note.setVisible(not alerts)
+
+    def _load_failed(self, error: BaseException) -> None:
+        if not is_shutdown_error(error):
+            self.empty_note.setText(f"Could not read the alert log: {error}")
+            self.empty_note.setVisible(True)
+
+    @Slot(object)
+    def _on_bridge_alert_raised(self, event: AlertRaised) -> None:
+        self.model.add(
+            LoggedAlert(
+                id=event.alert_id,
+                raised_at=event.raised_at,
+                rule=event.rule,
+                subject=event.subject,
+                severity=event.severity,
+                message=event.message,
+                resolved_at=None,
+                email_outbox_id=0 if event.emailed else None,
+            )
+        )
+        self.empty_note.setVisible(False)
+
+    @Slot(object)
+    def _on_bridge_alert_resolved(self, event: AlertResolved) -> None:
+        self.model.resolve(event.alert_id, event.resolved_at)

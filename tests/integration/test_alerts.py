@@ -1,0 +1,311 @@
+"""Alerts from real failures of real servers: once per rule, rearmed, logged, emailed.
+
+Alert mail goes through the outbox like any mail, ahead of the backlog and through the
+healthiest provider, so a failed first try is retried and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import pytest
+
+from desktop_app.core.events import (
+    AlertRaised,
+    AlertResolved,
+    FailoverHappened,
+    ProviderHealthChanged,
+)
+from desktop_app.core.health.alert_rules import AlertRule
+from desktop_app.core.health.alerter import Alerter
+from desktop_app.core.models import RateLimits
+from desktop_app.core.service import DeliveryService
+from desktop_app.core.storage.alerts import AlertRepository
+from tests.integration.conftest import Delivery, EventLog
+from tests.support.scripted_smtp import ScriptedSMTPServer
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def alerter_for(delivery: Delivery, clock: Callable[[], float] = time.time) -> Alerter:
+    ws = delivery.ws
+    return Alerter(
+        AlertRepository(ws.database),
+        ws.outbox,
+        ws.health,
+        ws.providers,
+        ws.settings,
+        delivery.events,
+        clock=clock,
+    )
+
+
+def raised(events: EventLog, rule: str) -> list[AlertRaised]:
+    return [e for e in events.of(AlertRaised) if e.rule == rule]
+
+
+@pytest.mark.asyncio
+async def test_provider_down_alerts_once_after_the_threshold_and_clears_when_back(
+    delivery: Delivery, scripted_smtp: Callable[..., ScriptedSMTPServer]
+) -> None:
+    server = scripted_smtp()
+    delivery.add_provider("alpha", server.port)
+    delivery.settings(alerts__down_after_seconds="60", alerts__repeat_minutes="0")
+    clock = Clock()
+    alerter = alerter_for(delivery, clock)
+    monitor = delivery.ws.create_monitor(_Both(delivery.events, alerter), clock=clock)
+    await monitor.start()
+    try:
+        server.stop()
+        await monitor.probe_all()
+        assert delivery.events.of(ProviderHealthChanged)[-1].state == "down"
+        clock.now += 30
+        await alerter.check()
+        await alerter.drain()
+        assert raised(delivery.events, "provider_down") == []  # not down long enough
+        clock.now += 31
+        await alerter.check()
+        clock.now += 60
+        await monitor.probe_all()  # still down: no second alert
+        await alerter.check()
+        await alerter.drain()
+        (alert,) = raised(delivery.events, "provider_down")
+        assert alert.subject == "alpha" and alert.severity == "critical"
+        assert "down for 61 s" in alert.message
+
+        server.start()
+        clock.now += 15
+        await monitor.probe_all()
+        await alerter.drain()
+        (resolved,) = delivery.events.of(AlertResolved)
+        assert resolved.alert_id == alert.alert_id
+        # Rearmed: the next outage alerts again.
+        server.stop()
+        await monitor.probe_all()
+        clock.now += 61
+        await alerter.check()
+        await alerter.drain()
+        assert len(raised(delivery.events, "provider_down")) == 2
+    finally:
+        await monitor.close()
+    log = AlertRepository(delivery.ws.database).recent()
+    assert [a.rule for a in log] == ["provider_down", "provider_down"]
+    assert log[1].resolved_at is not None and log[0].resolved_at is None
+
+
+class _Both:
+    def __init__(self, *sinks: object) -> None:
+        self.sinks = sinks
+
+    def publish(self, event: object) -> None:
+        for sink in self.sinks:
+            sink.publish(event)  # type: ignore[attr-defined]
+
+
+@pytest.mark.asyncio
+async def test_many_failovers_make_one_alert_and_an_alert_mail_through_the_healthiest(
+    delivery: Delivery, scripted_smtp: Callable[..., ScriptedSMTPServer]
+) -> None:
+    failing = scripted_smtp(mail_reply="421 4.3.2 shutting down")
+    healthy = scripted_smtp()
+    delivery.add_provider("primary", failing.port, priority=0)
+    delivery.add_provider("backup", healthy.port, priority=1)
+    delivery.settings(
+        alerts__email_to="team@example.org",
+        alerts__email_from="relaydesk@example.com",
+        breaker__failure_threshold="1000",  # keep the primary in the rotation
+    )
+    delivery.queue(20)
+    service = DeliveryService(delivery.ws, delivery.events, probe_on_start=False)
+    task = asyncio.create_task(service.run(until_idle=True))
+    await asyncio.wait_for(task, 30)
+    await service.alerter.drain()
+
+    (alert,) = raised(delivery.events, "failover")
+    assert alert.subject == "primary" and alert.emailed
+    # The alert mail went out through the healthy backup, not the failing primary.
+    alert_mails = [m for m in healthy.messages if m.rcpt_tos == ("team@example.org",)]
+    assert len(alert_mails) == 1
+    assert b"[Relaydesk] warning: Failover" in alert_mails[0].data
+    assert failing.command_count("DATA") == 0
+    (logged,) = AlertRepository(delivery.ws.database).recent()
+    assert logged.email_outbox_id is not None
+    assert delivery.ws.outbox.counts().sent == 21
+
+
+def _alert_index(server: ScriptedSMTPServer) -> int:
+    recipients = [m.rcpt_tos for m in server.messages]
+    return recipients.index(("team@example.org",))
+
+
+@pytest.mark.asyncio
+async def test_an_alert_mail_jumps_the_backlog(
+    delivery: Delivery, scripted_smtp: Callable[..., ScriptedSMTPServer]
+) -> None:
+    server = scripted_smtp()
+    delivery.add_provider("only", server.port, max_connections=1)
+    delivery.settings(alerts__email_to="team@example.org")
+    delivery.queue(200)  # a campaign queued first
+    alerter = alerter_for(delivery)
+    alerter.publish(FailoverHappened(outbox_id=0, from_provider="only", detail="421 test"))
+    await alerter.drain()
+    await delivery.run_until_idle()
+    assert len(server.messages) == 201
+    assert _alert_index(server) == 0
+
+
+@pytest.mark.asyncio
+async def test_an_alert_mail_survives_a_failed_first_try(
+    delivery: Delivery, scripted_smtp: Callable[..., ScriptedSMTPServer]
+) -> None:
+    server = scripted_smtp()
+    delivery.add_provider("only", server.port)
+    delivery.settings(
+        alerts__email_to="team@example.org",
+        retry__min_backoff_seconds="0.2",
+        retry__max_backoff_seconds="1",
+        breaker__open_seconds="0.3",
+    )
+    delivery.queue(50)
+    alerter = alerter_for(delivery)
+    server.stop()
+    alerter.publish(FailoverHappened(outbox_id=0, from_provider="only", detail="421 test"))
+    await alerter.drain()
+
+    def alert_mail_state() -> str:
+        (row,) = delivery.sql("SELECT state FROM outbox WHERE route = 'healthiest'")
+        return str(row["state"])
+
+    async with delivery.running():
+        # The provider is down: the alert mail is deferred, not lost.
+        await delivery.wait(lambda: alert_mail_state() == "deferred", what="alert deferred")
+        server.start()
+        await delivery.wait(lambda: len(server.messages) == 51, timeout=20, what="all mail")
+    assert alert_mail_state() == "sent"
+    # When the provider came back, waiting alert mail went to the front again (the first
+    # batch after the breaker's trial), not behind the 50 queued earlier.
+    assert _alert_index(server) < 10
+
+
+@pytest.mark.asyncio
+async def test_a_backlog_older_than_the_threshold_alerts_and_clears_when_drained(
+    delivery: Delivery,
+) -> None:
+    delivery.settings(alerts__backlog_minutes="30")
+    (message_id,) = delivery.queue(1)
+    alerter = alerter_for(delivery)
+    await alerter.check()
+    await alerter.drain()
+    assert raised(delivery.events, "backlog_age") == []
+    with delivery.ws.database.write() as connection:
+        connection.exec_driver_sql(
+            "UPDATE outbox SET created_at = created_at - 3600 WHERE message_id = ?", (message_id,)
+        )
+    await alerter.check()
+    await alerter.check()
+    await alerter.drain()
+    (alert,) = raised(delivery.events, "backlog_age")
+    assert "60 min ago" in alert.message
+    (row,) = delivery.outbox()
+    delivery.ws.outbox.cancel([row["id"]])
+    await alerter.check()
+    await alerter.drain()
+    (resolved,) = delivery.events.of(AlertResolved)
+    assert resolved.rule == "backlog_age"
+
+
+@pytest.mark.asyncio
+async def test_an_hourly_quota_used_up_alerts_once(
+    delivery: Delivery, scripted_smtp: Callable[..., ScriptedSMTPServer]
+) -> None:
+    server = scripted_smtp()
+    delivery.add_provider("limited", server.port, rate_limits=RateLimits(per_hour=2))
+    delivery.queue(5)
+    service = DeliveryService(delivery.ws, delivery.events, probe_on_start=False)
+    task = asyncio.create_task(service.run())
+    try:
+        await delivery.wait(lambda: len(server.messages) == 2, what="two sent")
+        await delivery.wait(
+            lambda: raised(delivery.events, "quota_exhausted"), what="the quota alert"
+        )
+        await asyncio.sleep(1.5)  # more dispatch rounds: still one alert
+    finally:
+        service.request_stop()
+        await asyncio.wait_for(task, 20)
+    (alert,) = raised(delivery.events, "quota_exhausted")
+    assert alert.subject == "limited"
+    assert len(server.messages) == 2
+
+
+@pytest.mark.asyncio
+async def test_a_breaker_opening_alerts_once_until_it_closes(
+    delivery: Delivery, scripted_smtp: Callable[..., ScriptedSMTPServer]
+) -> None:
+    server = scripted_smtp(mail_reply="421 4.3.2 try later")
+    delivery.add_provider("flaky", server.port)
+    delivery.settings(
+        breaker__failure_threshold="2",
+        breaker__open_seconds="0.2",
+        retry__min_backoff_seconds="0.1",
+        retry__max_backoff_seconds="1",
+    )
+    delivery.queue(10)
+    service = DeliveryService(delivery.ws, delivery.events, probe_on_start=False)
+    task = asyncio.create_task(service.run())
+    try:
+        await delivery.wait(
+            lambda: raised(delivery.events, "breaker_open"), what="the breaker alert"
+        )
+        await asyncio.sleep(1.0)  # the breaker re-opens after failed trials: no new alert
+        assert len(raised(delivery.events, "breaker_open")) == 1
+        server.configure(mail_reply=None)  # the provider recovers: the breaker closes
+        await delivery.wait(lambda: delivery.settled(10, sent=10), timeout=20, what="all sent")
+        await service.alerter.drain()
+    finally:
+        service.request_stop()
+        await asyncio.wait_for(task, 20)
+    (resolved,) = [e for e in delivery.events.of(AlertResolved) if e.rule == "breaker_open"]
+    assert resolved.subject == "flaky"
+    assert service.alerter.policy.is_armed(AlertRule.BREAKER_OPEN, "flaky")
+
+
+@pytest.mark.asyncio
+async def test_a_day_under_the_uptime_target_alerts(
+    delivery: Delivery, scripted_smtp: Callable[..., ScriptedSMTPServer]
+) -> None:
+    server = scripted_smtp()
+    delivery.add_provider("alpha", server.port)
+    delivery.settings(health__uptime_target_percent="99.9")
+    clock = Clock()
+    clock.now -= 3600
+    alerter = alerter_for(delivery, clock)
+    monitor = delivery.ws.create_monitor(delivery.events, clock=clock)
+    await monitor.start()
+    try:
+        await monitor.probe_all()
+        clock.now += 600
+        server.stop()
+        await monitor.probe_all()
+        clock.now += 15
+        await monitor.probe_all()
+        clock.now += 60  # down 75 s of the hour watched: 97.9 %
+        server.start()
+        await monitor.probe_all()
+        clock.now = time.time()
+        await monitor.flush()
+    finally:
+        await monitor.close()
+    await alerter.check()
+    await alerter.check()
+    await alerter.drain()
+    (alert,) = raised(delivery.events, "uptime_below_target")
+    assert alert.subject == "alpha"
+    assert "below the 99.9% target" in alert.message
