@@ -280,6 +280,7 @@ async def test_minutes_roll_into_hours_and_old_history_is_pruned_in_small_batche
     assert report.deleted["probe_results"] == 50
     assert report.deleted["health_minute"] == 50
     assert report.deleted["health_hour"] == 0  # kept a year
+    assert report.deleted["alerts"] == 0
     assert report.transactions >= 50 // 7 + 2
     with workspace.database.read() as connection:
         (probes_up,) = connection.exec_driver_sql(

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import insert, select, update
 
 from desktop_app.core.storage.database import Database
 from desktop_app.core.storage.schema import AlertRow
 
-#: Alerts older than this are pruned with the rest of the health history.
-ALERT_RETENTION = 365 * 86400.0
+# Alerts older than a year are pruned with the rest of the health history (storage/health.py).
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,10 +84,3 @@ class AlertRepository:
             )
             for r in rows
         ]
-
-    def prune(self, before: float) -> int:
-        with self._database.write() as connection:
-            return (
-                connection.execute(delete(AlertRow).where(AlertRow.raised_at < before)).rowcount
-                or 0
-            )

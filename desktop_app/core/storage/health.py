@@ -24,6 +24,7 @@ from desktop_app.core.health.rollup import (
 )
 from desktop_app.core.storage.database import Database
 from desktop_app.core.storage.schema import (
+    AlertRow,
     HealthHourRow,
     HealthMinuteRow,
     IncidentRow,
@@ -36,6 +37,7 @@ RAW_RETENTION = 7 * 86400.0
 MINUTE_RETENTION = 30 * 86400.0
 HOUR_RETENTION = 365 * 86400.0
 INCIDENT_RETENTION = 365 * 86400.0
+ALERT_RETENTION = 365 * 86400.0
 #: Rows deleted per transaction when pruning: the write lock is held for milliseconds.
 PRUNE_BATCH = 2000
 
@@ -214,6 +216,7 @@ class HealthRepository:
             ),
             ("health_hour", HealthHourRow, HealthHourRow.bucket_start, now - HOUR_RETENTION),
             ("incidents", IncidentRow, IncidentRow.ended_at, now - INCIDENT_RETENTION),
+            ("alerts", AlertRow, AlertRow.raised_at, now - ALERT_RETENTION),
         )
         deleted: dict[str, int] = {}
         transactions = 0
