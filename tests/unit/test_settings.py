@@ -208,6 +208,6 @@ def test_an_alert_address_is_checked_and_may_be_empty(store: SettingsStore) -> N
     assert store.set_text("alerts.email_to", " team@example.com ") == "team@example.com"
     assert store.set_text("alerts.email_to", "") == ""
     for bad in ("not an address", "a@b.example\r\nBcc: x@evil.example", "Team <t@example.com>"):
-        with pytest.raises(UserInputError, match="alerts.email_to"):
+        with pytest.raises(UserInputError, match=r"alerts\.email_to"):
             store.set_text("alerts.email_to", bad)
     assert store.get("alerts.email_to") == ""

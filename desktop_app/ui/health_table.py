@@ -1,0 +1,128 @@
+"""The Dashboard's table of providers: live state and current health figures, one row each.
+
+States come from the engine's events as they happen; the figures (uptime per range against
+the target, latency p50/p95, error rate and sends of the last 24 h) from
+``Workspace.health_figures``, read on the loop thread every few seconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from PySide6.QtGui import QBrush, QColor
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
+
+from desktop_app.core.health.figures import ProviderFigures
+from desktop_app.ui.charts.theme import DOWN_COLOUR
+
+COLUMNS = (
+    "Provider",
+    "State",
+    "Uptime 1 h",
+    "24 h",
+    "7 d",
+    "30 d",
+    "Latency p50",
+    "p95",
+    "Errors 24 h",
+    "Sent 24 h",
+)
+NOT_TRIED = "not tried yet"
+
+
+def _percent(value: float | None, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f} %"
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f} ms"
+
+
+class ProviderHealthTable(QTableWidget):
+    """One row per provider, most preferred first."""
+
+    def __init__(self) -> None:
+        super().__init__(0, len(COLUMNS))
+        self.setHorizontalHeaderLabels(COLUMNS)
+        self.setAccessibleName("Provider health")
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.setFocusPolicy(self.focusPolicy().NoFocus)
+        self.verticalHeader().setVisible(False)
+        self.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
+        header = self.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self._rows: dict[str, int] = {}
+        self._fit_height()
+
+    def row_of(self, name: str) -> int:
+        """The row of provider ``name`` (added at the end if new)."""
+        row = self._rows.get(name)
+        if row is None:
+            row = self.rowCount()
+            self.insertRow(row)
+            self._rows[name] = row
+            self._set(row, 0, name)
+            self._set(row, 1, NOT_TRIED)
+            for column in range(2, len(COLUMNS)):
+                self._set(row, column, "—")
+            self._fit_height()
+        return row
+
+    def show_names(self, names: Sequence[str]) -> None:
+        """Exactly these providers, in this order (states and figures kept)."""
+        if list(self._rows) == list(names):
+            return
+        kept = {
+            name: [self.text(row, c) for c in range(len(COLUMNS))]
+            for name, row in self._rows.items()
+        }
+        self.setRowCount(0)
+        self._rows = {}
+        for name in names:
+            row = self.row_of(name)
+            for column, text in enumerate(kept.get(name, ())):
+                self._set(row, column, text)
+        self._fit_height()
+
+    def show_state(self, name: str, text: str) -> None:
+        self._set(self.row_of(name), 1, text)
+
+    def show_figures(self, figures: Sequence[ProviderFigures], target_percent: float) -> None:
+        for figure in figures:
+            row = self.row_of(figure.provider)
+            uptimes = (figure.uptime_1h, figure.uptime_24h, figure.uptime_7d, figure.uptime_30d)
+            for column, uptime in enumerate(uptimes, start=2):
+                self._set(
+                    row,
+                    column,
+                    _percent(uptime),
+                    below=uptime is not None and uptime < target_percent,
+                )
+            self._set(row, 6, _ms(figure.latency_p50_ms))
+            self._set(row, 7, _ms(figure.latency_p95_ms))
+            self._set(row, 8, _percent(figure.error_rate_24h, 2))
+            self._set(row, 9, f"{figure.sent_24h:,}")
+
+    def text(self, row: int, column: int) -> str:
+        item = self.item(row, column)
+        return "" if item is None else item.text()
+
+    def _set(self, row: int, column: int, text: str, *, below: bool = False) -> None:
+        item = self.item(row, column)
+        if item is None:
+            item = QTableWidgetItem()
+            self.setItem(row, column, item)
+        item.setText(text)
+        # Below the uptime target: red, and said in words for screen readers too.
+        item.setForeground(QBrush(QColor(DOWN_COLOUR)) if below else QBrush())
+        item.setToolTip("below the uptime target" if below else "")
+
+    def _fit_height(self) -> None:
+        rows = max(1, self.rowCount())
+        height = (
+            self.horizontalHeader().sizeHint().height()
+            + rows * self.verticalHeader().defaultSectionSize()
+        )
+        self.setFixedHeight(height + 2 * self.frameWidth())
