@@ -32,6 +32,7 @@ from desktop_app.core.workspace import Workspace
 from desktop_app.ui.bridge import CoreBridge
 from desktop_app.ui.delivery_controller import DeliveryController
 from desktop_app.ui.main_window import MainWindow
+from desktop_app.ui.maintenance_dialog import MaintenanceDialog
 from desktop_app.ui.provider_dialog import ProviderDialog
 
 
@@ -131,6 +132,17 @@ def main() -> int:
         pump(app, 0.3)
         dialog.grab().save(str(out / "provider_dialog.png"))
         QTimer.singleShot(0, dialog.close)
+        pump(app, 0.2)
+        window.navigation.setCurrentRow(4)
+        window.alerts.reload()
+        pump(app, 0.5)
+        window.grab().save(str(out / "alerts.png"))
+        steady = window.providers.model.provider_at(2)
+        maintenance = MaintenanceDialog(workspace, bridge, steady.name, parent=window)
+        maintenance.show()
+        pump(app, 0.5)
+        maintenance.grab().save(str(out / "maintenance_dialog.png"))
+        QTimer.singleShot(0, maintenance.close)
         pump(app, 0.2)
     finally:
         window.quit()

@@ -105,7 +105,9 @@ class ProvidersPage(QWidget):
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
-        buttons = QHBoxLayout()
+        # A column beside the table: eight buttons in a row made the page (and so the
+        # window) wider than a small laptop screen.
+        buttons = QVBoxLayout()
         for widget in (
             self.add_button,
             self.edit_button,
@@ -118,9 +120,11 @@ class ProvidersPage(QWidget):
         ):
             buttons.addWidget(widget)
         buttons.addStretch(1)
+        body = QHBoxLayout()
+        body.addWidget(self.table, 1)
+        body.addLayout(buttons)
         layout = QVBoxLayout(self)
-        layout.addLayout(buttons)
-        layout.addWidget(self.table, 1)
+        layout.addLayout(body, 1)
         layout.addWidget(self.status)
         self.table.selectionModel().selectionChanged.connect(self._update_buttons)
         self.reload()

@@ -158,7 +158,9 @@ def test_geometry_and_page_are_remembered(stack: Any, qtbot: QtBot) -> None:
     assert first.height() == 700
     assert first.minimumSizeHint().width() <= first.width() <= available.width() < 1100
     # A size of the user's own, other than the default and within the (small) screen.
-    chosen = QSize(first.minimumSizeHint().width() + 4, 560)
+    minimum = first.minimumSizeHint()
+    chosen = QSize(minimum.width() + 4, max(560, minimum.height() + 4))
+    assert chosen.height() < first.height()
     assert chosen.width() < available.width()
     first.resize(chosen)
     qtbot.waitUntil(lambda: first.size() == chosen)
