@@ -83,6 +83,39 @@ class MonitorOptions:
         )
 
 
+class _WindowCache:
+    """Maintenance intervals of one provider, computed for two days at a time.
+
+    The tracker asks several times per observation and the engine's events come by the
+    thousand per second; weekly windows are evaluated with zoneinfo, so the merged intervals
+    are computed once around "now" and only clipped per question.
+    """
+
+    HORIZON = 86400.0
+
+    def __init__(self) -> None:
+        self._windows: object = None
+        self._start = self._end = 0.0
+        self._merged: list[tuple[float, float]] = []
+
+    def intervals(
+        self, windows: Sequence[Any], start: float, end: float
+    ) -> list[tuple[float, float]]:
+        if not windows:
+            return []
+        if windows is not self._windows or start < self._start or end > self._end:
+            self._windows = windows
+            self._start, self._end = start - self.HORIZON, max(start, end) + self.HORIZON
+            self._merged = maintenance.intervals(windows, self._start, self._end)
+        if start == end:  # "is this instant covered?" (see maintenance.intervals)
+            return [(start, start)] if any(a <= start < b for a, b in self._merged) else []
+        return [
+            (max(a, start), min(b, end))
+            for a, b in self._merged
+            if a < end and b > start and min(b, end) > max(a, start)
+        ]
+
+
 @dataclass
 class _Watch:
     """What the monitor keeps about one provider."""
@@ -228,8 +261,10 @@ class HealthMonitor:
             open_incident = OpenIncident(started_at, cause, failures, row_id=row_id)
         watch: _Watch
 
+        cache = _WindowCache()
+
         def windows(start: float, end: float) -> list[tuple[float, float]]:
-            return maintenance.intervals(watch.config.maintenance, start, end)
+            return cache.intervals(watch.config.maintenance, start, end)
 
         def spans(start: float, end: float, status: str) -> None:
             for bucket, seconds in split_by_bucket(start, end):
