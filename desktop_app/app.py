@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import signal
 import socket
@@ -82,6 +83,17 @@ def quit_on_termination_signals(window: MainWindow) -> Iterator[None]:
         sender.close()
 
 
+def freeze_startup_objects() -> None:
+    """Take everything built so far out of the garbage collector's full collections.
+
+    Qt wrappers, pyqtgraph, numpy, SQLAlchemy and the widgets live as long as the app; a full
+    (generation 2) collection walked them all and held the GIL for ~110 ms, which froze
+    the window mid-campaign (measured with tests/benchmarks/bench_gui_stall.py).
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def run_gui(*, data_dir: Path, demo: bool = False, verbose: bool = False) -> int:
     """Open the main window and deliver until the user quits."""
     app = QApplication.instance() or QApplication(sys.argv)
@@ -112,6 +124,7 @@ def run_gui(*, data_dir: Path, demo: bool = False, verbose: bool = False) -> int
     settings = QSettings("Relaydesk", "Relaydesk-demo" if demo else "Relaydesk")
     window = MainWindow(workspace, bridge, controller, demo=demo, settings=settings)
     window.show()
+    freeze_startup_objects()
     controller.start()
     try:
         with quit_on_termination_signals(window):

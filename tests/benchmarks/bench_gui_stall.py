@@ -45,6 +45,7 @@ if str(REPO_ROOT) not in sys.path:
 from PySide6.QtCore import QEventLoop, QSettings, Qt, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
+from desktop_app.app import freeze_startup_objects  # noqa: E402
 from desktop_app.core.compose import build_message  # noqa: E402
 from desktop_app.core.events import MessageStateChanged  # noqa: E402
 from desktop_app.core.models import MessageState, ProviderConfig, Security  # noqa: E402
@@ -235,6 +236,7 @@ def measure(app: QApplication, scratch: Path, port: int, args: argparse.Namespac
     window.navigation.setCurrentRow(OUTBOX_PAGE)
     window.show()
     spin(0.5)  # first layout, first page of the outbox, first counts
+    freeze_startup_objects()  # as run_gui does once the window is up
 
     sent = 0
     finished_at = 0.0

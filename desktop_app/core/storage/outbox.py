@@ -496,12 +496,19 @@ class OutboxRepository:
     # -- what people see and do -----------------------------------------------------------
 
     def oldest_waiting_created_at(self) -> float | None:
-        """When the oldest message still to go out was queued (the backlog-age alert)."""
+        """When the oldest message still to go out was queued (the backlog-age alert).
+
+        Ids grow with enqueue order, so the oldest is the smallest id: found on the claim
+        index alone. MIN(created_at) would read every waiting row, 1 KB+ of message each.
+        """
+        oldest_id = (
+            select(func.min(OutboxRow.id))
+            .where(OutboxRow.state.in_([s.value for s in (*CLAIMABLE, MessageState.SENDING)]))
+            .scalar_subquery()
+        )
         with self._database.read() as connection:
             return connection.execute(
-                select(func.min(OutboxRow.created_at)).where(
-                    OutboxRow.state.in_([s.value for s in (*CLAIMABLE, MessageState.SENDING)])
-                )
+                select(OutboxRow.created_at).where(OutboxRow.id == oldest_id)
             ).scalar_one_or_none()
 
     def counts(self) -> OutboxCounts:
