@@ -205,6 +205,7 @@ class Workspace:
             self.providers.all(),
             time.time() if now is None else now,
             live=live,
+            uptime_target=float(self.settings.get("health.uptime_target_percent")),
         )
 
 

@@ -17,6 +17,7 @@ JSON_KEYS = {
     "uptime_24h",
     "uptime_7d",
     "uptime_30d",
+    "uptime_target",
     "latency_p50_ms",
     "latency_p95_ms",
     "error_rate_24h",
@@ -49,6 +50,7 @@ def test_health_json_has_one_object_per_provider_with_the_documented_keys(
     assert all(set(p) >= JSON_KEYS for p in before)
     assert {p["state"] for p in before} == {"unknown"}
     assert {p["uptime_24h"] for p in before} == {None}
+    assert {p["uptime_target"] for p in before} == {99.9}
 
     probed = json.loads(relaydesk.ok("health", "--json", "--probe").out)
     alpha, beta = probed

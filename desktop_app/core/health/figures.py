@@ -46,6 +46,7 @@ class ProviderFigures:
     errors_24h: dict[str, int] = field(default_factory=dict)  # outcome class -> count
     sent_24h: int = 0
     incidents: tuple[Incident, ...] = ()  # newest first
+    uptime_target: float = 99.9  # percent (setting health.uptime_target_percent)
 
     def as_json(self, now: float) -> dict[str, Any]:
         """The JSON object of ``relaydesk health --json`` (see README)."""
@@ -57,6 +58,7 @@ class ProviderFigures:
             "uptime_24h": _round(self.uptime_24h, 3),
             "uptime_7d": _round(self.uptime_7d, 3),
             "uptime_30d": _round(self.uptime_30d, 3),
+            "uptime_target": self.uptime_target,
             "latency_p50_ms": _round(self.latency_p50_ms, 1),
             "latency_p95_ms": _round(self.latency_p95_ms, 1),
             "latency_max_ms": _round(self.latency_max_ms, 1),

@@ -31,6 +31,7 @@ def compute_figures(
     now: float,
     *,
     live: LiveStates | None = None,
+    uptime_target: float = 99.9,
 ) -> list[ProviderFigures]:
     """Figures for each provider, in the order given (most preferred first).
 
@@ -72,6 +73,7 @@ def compute_figures(
                 errors_24h=errors,
                 sent_24h=sent,
                 incidents=tuple(health.incidents(provider.uid, now - INCIDENT_HISTORY)),
+                uptime_target=uptime_target,
             )
         )
     return figures
