@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from desktop_app.core.compose import build_message
-from desktop_app.core.delivery.engine import RESERVATIONS_PER_CONNECTION
+from desktop_app.core.delivery.engine import RESERVATIONS_PER_CONNECTION, DeliveryEngine
 from desktop_app.core.events import FailoverHappened, MessageStateChanged, ProviderStateChanged
 from desktop_app.core.models import BreakerState, MessageState, ProviderState, RateLimits
 from tests.support.scripted_smtp import ScriptedSMTPServer
@@ -685,3 +685,37 @@ async def test_unreadable_password_is_a_provider_failure_and_mail_fails_over(
         assert (attempt["outcome"], attempt["phase"]) == ("provider_failure", "auth")
         assert "keyring" in attempt["detail"]
     assert delivery.ws.outbox.counts().sent == 5
+
+
+@pytest.mark.asyncio
+async def test_a_bug_in_one_delivery_gives_the_message_back_instead_of_stranding_it(
+    delivery: Any,
+    scripted_smtp: Callable[..., ScriptedSMTPServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Fault injection: the engine's own bookkeeping raises once, right after the server took
+    # the message. The message must not stay "sending" until a restart: it goes back by the
+    # crash-recovery rules (it may have been sent: unknown, a possible duplicate, retried).
+    server = scripted_smtp()
+    delivery.add_provider("only", server.port)
+    delivery.settings(retry__min_backoff_seconds="0.1", retry__max_backoff_seconds="1")
+    (message_id,) = delivery.queue(1)
+    original = DeliveryEngine._transition_after
+    calls = {"n": 0}
+
+    def broken_once(self: DeliveryEngine, *args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("injected bug")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DeliveryEngine, "_transition_after", broken_once)
+    await delivery.run_until_idle()
+    row = delivery.message(message_id)
+    assert row["state"] == "sent"
+    assert row["possible_duplicate"]
+    assert server.message_ids().count(message_id) == 2  # at least once, and flagged as such
+    first, second = delivery.attempts(message_id)
+    assert first["outcome"] == "ambiguous"
+    assert first["detail"] == "internal error: RuntimeError: injected bug"
+    assert second["outcome"] == "delivered"

@@ -463,9 +463,23 @@ class DeliveryEngine:
             await self._deliver(message)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            # The message keeps its lease and is recovered (unknown/queued) on next start.
+        except Exception as exc:
             log.exception("delivery of outbox message %d failed unexpectedly", message.outbox_id)
+            # Not left in "sending" until the next start: given back now by the crash-recovery
+            # rules (possibly sent -> unknown, else queued), after a backoff so that a message
+            # that trips a bug cannot spin the engine. If even that write fails, the lease
+            # stays and startup recovery handles it as before.
+            try:
+                await self._db(
+                    self._outbox.release,
+                    [message.outbox_id],
+                    self.owner,
+                    self._options.ambiguous_policy,
+                    due_at=time.time() + self._options.backoff.delay(message.deferral_count + 1),
+                    detail=f"internal error: {type(exc).__name__}: {exc}"[:300],
+                )
+            except Exception:
+                log.exception("could not give outbox message %d back", message.outbox_id)
 
     async def _deliver(self, message: OutboxMessage) -> None:
         tried: set[int] = set()

@@ -407,51 +407,101 @@ class OutboxRepository:
             )
             if not ids:
                 return RecoveryReport(0, 0)
-            open_attempt = (
-                select(AttemptRow.outbox_id)
-                .where(AttemptRow.outbox_id.in_(ids), AttemptRow.finished_at.is_(None))
-                .distinct()
+            return self._give_back_leases(
+                connection,
+                ids,
+                policy,
+                now=now,
+                due_at=now,
+                detail="interrupted (crash or shutdown) while in flight",
             )
-            ambiguous_ids = set(connection.scalars(open_attempt))
+
+    def release(
+        self,
+        outbox_ids: Sequence[int],
+        owner: str,
+        policy: AmbiguousPolicy,
+        *,
+        due_at: float,
+        detail: str,
+    ) -> RecoveryReport:
+        """Give back this owner's own leases on ``outbox_ids`` now (a delivery went wrong).
+
+        The same rules as crash recovery: possibly sent -> ``unknown``, else queued, both due
+        at ``due_at`` (a message that broke the engine once should not come straight back).
+        """
+        now = time.time()
+        with self._database.write() as connection:
+            ids = list(
+                connection.scalars(
+                    select(OutboxRow.id).where(
+                        OutboxRow.id.in_(list(outbox_ids)),
+                        OutboxRow.state == MessageState.SENDING.value,
+                        OutboxRow.lease_owner == owner,
+                    )
+                )
+            )
+            if not ids:
+                return RecoveryReport(0, 0)
+            return self._give_back_leases(
+                connection, ids, policy, now=now, due_at=due_at, detail=detail
+            )
+
+    @staticmethod
+    def _give_back_leases(
+        connection: Connection,
+        ids: list[int],
+        policy: AmbiguousPolicy,
+        *,
+        now: float,
+        due_at: float,
+        detail: str,
+    ) -> RecoveryReport:
+        open_attempt = (
+            select(AttemptRow.outbox_id)
+            .where(AttemptRow.outbox_id.in_(ids), AttemptRow.finished_at.is_(None))
+            .distinct()
+        )
+        ambiguous_ids = set(connection.scalars(open_attempt))
+        connection.execute(
+            update(AttemptRow)
+            .where(AttemptRow.outbox_id.in_(ids), AttemptRow.finished_at.is_(None))
+            .values(
+                finished_at=now,
+                outcome=OutcomeClass.AMBIGUOUS.value,
+                detail=detail,
+            )
+        )
+        safe_ids = [i for i in ids if i not in ambiguous_ids]
+        if safe_ids:
             connection.execute(
-                update(AttemptRow)
-                .where(AttemptRow.outbox_id.in_(ids), AttemptRow.finished_at.is_(None))
+                update(OutboxRow)
+                .where(OutboxRow.id.in_(safe_ids))
                 .values(
-                    finished_at=now,
-                    outcome=OutcomeClass.AMBIGUOUS.value,
-                    detail="interrupted (crash or shutdown) while in flight",
+                    state=MessageState.QUEUED.value,
+                    attempt_count=_ATTEMPTS_MADE,
+                    next_attempt_at=due_at,
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    updated_at=now,
                 )
             )
-            safe_ids = [i for i in ids if i not in ambiguous_ids]
-            if safe_ids:
-                connection.execute(
-                    update(OutboxRow)
-                    .where(OutboxRow.id.in_(safe_ids))
-                    .values(
-                        state=MessageState.QUEUED.value,
-                        attempt_count=_ATTEMPTS_MADE,
-                        next_attempt_at=now,
-                        lease_owner=None,
-                        lease_expires_at=None,
-                        updated_at=now,
-                    )
+        if ambiguous_ids:
+            connection.execute(
+                update(OutboxRow)
+                .where(OutboxRow.id.in_(ambiguous_ids))
+                .values(
+                    state=MessageState.UNKNOWN.value,
+                    attempt_count=_ATTEMPTS_MADE,
+                    next_attempt_at=due_at if policy is AmbiguousPolicy.RETRY else None,
+                    possible_duplicate=True,
+                    last_error="interrupted while the provider may have had it",
+                    lease_owner=None,
+                    lease_expires_at=None,
+                    updated_at=now,
                 )
-            if ambiguous_ids:
-                connection.execute(
-                    update(OutboxRow)
-                    .where(OutboxRow.id.in_(ambiguous_ids))
-                    .values(
-                        state=MessageState.UNKNOWN.value,
-                        attempt_count=_ATTEMPTS_MADE,
-                        next_attempt_at=now if policy is AmbiguousPolicy.RETRY else None,
-                        possible_duplicate=True,
-                        last_error="interrupted while the provider may have had it",
-                        lease_owner=None,
-                        lease_expires_at=None,
-                        updated_at=now,
-                    )
-                )
-            return RecoveryReport(requeued=len(safe_ids), unknown=len(ambiguous_ids))
+            )
+        return RecoveryReport(requeued=len(safe_ids), unknown=len(ambiguous_ids))
 
     def wake_waiting_for_provider(self, now: float | None = None) -> int:
         """Make mail that waits only for a usable provider due now (a provider came back)."""
