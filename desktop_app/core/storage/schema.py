@@ -257,3 +257,44 @@ class AlertRow(Base):
     message: Mapped[str] = mapped_column(String(500))
     resolved_at: Mapped[float | None] = mapped_column(Float)
     email_outbox_id: Mapped[int | None] = mapped_column(Integer)  # the alert mail, if any
+
+
+class ListRow(Base):
+    """A subscriber list (campaigns are sent to one)."""
+
+    __tablename__ = "lists"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class SubscriberRow(Base):
+    """One address on one list, with its name, custom fields and status."""
+
+    __tablename__ = "subscribers"
+    __table_args__ = (
+        UniqueConstraint("list_id", "email_key", name="uq_subscribers_list_email"),
+        Index("ix_subscribers_list_status", "list_id", "status", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320))  # as imported (normalized by email-validator)
+    email_key: Mapped[str] = mapped_column(String(320))  # lower-cased: duplicates and suppression
+    name: Mapped[str] = mapped_column(String(200), default="")
+    fields: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # custom columns
+    status: Mapped[str] = mapped_column(String(16))  # active|unsubscribed|bounced|complained
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class SuppressionRow(Base):
+    """An address no campaign ever sends to, whatever list it is on."""
+
+    __tablename__ = "suppressions"
+
+    email_key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(32))  # unsubscribed|bounced|complained|manual
+    detail: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[float] = mapped_column(Float)
