@@ -22,6 +22,7 @@ from desktop_app.core.validation import check_no_line_breaks, validate_address
 # a server may only be sent after advertising 8BITMIME, and with BODY=8BITMIME on MAIL FROM
 # (RFC 6152). The bytes are fixed at enqueue, before we know which provider will take them.
 _WIRE_POLICY = email.policy.SMTP.clone(cte_type="7bit")
+WIRE_POLICY = _WIRE_POLICY  # public name for other builders (campaigns/message.py)
 
 
 def build_message(

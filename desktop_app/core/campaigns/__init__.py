@@ -1,0 +1,1 @@
+"""Campaigns: subscriber lists, suppression, templates and message building."""
