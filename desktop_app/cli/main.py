@@ -14,6 +14,7 @@ from pathlib import Path
 from desktop_app import __version__
 from desktop_app.cli import (
     health_commands,
+    list_commands,
     maintenance_commands,
     outbox_commands,
     provider_commands,
@@ -22,6 +23,7 @@ from desktop_app.cli import (
 from desktop_app.cli.contract import EXIT_ENVIRONMENT, EXIT_USAGE, Parser, Streams
 from desktop_app.core.errors import (
     EnvironmentProblem,
+    ListNotFoundError,
     ProviderNotFoundError,
     RelaydeskError,
     UserInputError,
@@ -48,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     outbox_commands.register(commands)
     settings_commands.register(commands)
     health_commands.register(commands)
+    list_commands.register(commands)
     return parser
 
 
@@ -65,8 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(args.handler(workspace, args, streams))
         finally:
             workspace.close()
-    except (UserInputError, ProviderNotFoundError) as exc:
-        # A provider name that does not exist is bad input (exit 2), not the machine's fault.
+    except (UserInputError, ProviderNotFoundError, ListNotFoundError) as exc:
+        # A provider or list name that does not exist is bad input (exit 2), not the
+        # machine's fault.
         print(f"relaydesk: error: {exc}", file=err)
         return EXIT_USAGE
     except (EnvironmentProblem, RelaydeskError) as exc:

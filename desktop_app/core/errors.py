@@ -61,3 +61,22 @@ class DatabaseCorruptError(EnvironmentProblem):
 
 class AlreadyRunningError(EnvironmentProblem):
     """Another Relaydesk instance is already delivering from this data directory."""
+
+
+class ListNotFoundError(RelaydeskError, LookupError):
+    """No subscriber list has the given name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no list named {name!r}")
+        self.name = name
+
+
+class RejectedRowsError(UserInputError):
+    """An import found invalid rows and the user did not accept importing the valid ones.
+
+    ``report`` (an ImportReport) says which rows and why; nothing was imported.
+    """
+
+    def __init__(self, message: str, report: object) -> None:
+        super().__init__(message)
+        self.report = report

@@ -15,11 +15,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from desktop_app.core.campaigns.addresses import (
+    InvalidAddressError,
+    address_key,
+    normalize_address,
+)
+from desktop_app.core.campaigns.csv_import import ColumnMapping, parse_subscribers
 from desktop_app.core.delivery.engine import DeliveryEngine
 from desktop_app.core.errors import (
     DuplicateProviderError,
     KeyringUnavailableError,
     ProviderNotFoundError,
+    RejectedRowsError,
     UserInputError,
 )
 from desktop_app.core.events import EventSink
@@ -34,12 +41,21 @@ from desktop_app.core.secrets import SecretStore
 from desktop_app.core.settings import SettingsStore
 from desktop_app.core.storage.database import DATABASE_FILENAME, Database
 from desktop_app.core.storage.health import HealthRepository
+from desktop_app.core.storage.lists import (
+    ImportReport,
+    ListRepository,
+    SubscriberList,
+    Suppression,
+)
 from desktop_app.core.storage.maintenance import MaintenanceRepository
 from desktop_app.core.storage.outbox import NewMessage, OutboxRepository
 from desktop_app.core.storage.providers import ProviderRepository
 from desktop_app.core.validation import check_no_line_breaks, validate_provider_config
 
 log = logging.getLogger(__name__)
+
+#: A CSV file larger than this is refused before it is read (1,000,000 rows of 200 bytes).
+MAX_IMPORT_BYTES = 200 * 1024 * 1024
 
 
 class Workspace:
@@ -53,6 +69,7 @@ class Workspace:
         self.outbox = OutboxRepository(database)
         self.settings = SettingsStore(database)
         self.health = HealthRepository(database)
+        self.lists = ListRepository(database)
         self.secrets = secrets or SecretStore()
 
     @classmethod
@@ -193,6 +210,92 @@ class Workspace:
         return HealthMonitor(
             self.health, self.providers, self.settings, self.secrets, events, **options
         )
+
+    # -- subscriber lists ------------------------------------------------------------------
+
+    def create_list(self, name: str) -> SubscriberList:
+        return self.lists.create(name)
+
+    def rename_list(self, name: str, new_name: str) -> SubscriberList:
+        return self.lists.rename(name, new_name)
+
+    def delete_list(self, name: str) -> None:
+        self.lists.delete(name)
+
+    def subscriber_lists(self) -> list[SubscriberList]:
+        """Every list with its counts by status, by name."""
+        return self.lists.all()
+
+    def get_list(self, name: str) -> SubscriberList:
+        return self.lists.get(name)
+
+    def import_list(
+        self,
+        name: str,
+        path: Path,
+        *,
+        accept_valid: bool = False,
+        mapping: ColumnMapping | None = None,
+    ) -> ImportReport:
+        """Import a CSV file into list ``name`` in one transaction.
+
+        A file that cannot be read as a subscriber list raises UserInputError. With invalid
+        rows and ``accept_valid`` false, RejectedRowsError (carrying the report) is raised and
+        nothing is imported; with ``accept_valid`` the valid rows are imported and the
+        report lists the rejects.
+        """
+        existing = self.lists.keys(name)  # also: an unknown list fails before the file is read
+        try:
+            if path.stat().st_size > MAX_IMPORT_BYTES:
+                raise UserInputError(
+                    f"{path} is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MB; split it"
+                )
+            data = path.read_bytes()
+        except OSError as exc:
+            # The file the user named, like send --to-file: bad input (exit 2).
+            raise UserInputError(f"cannot read {path}: {exc.strerror or exc}") from None
+        parsed = parse_subscribers(data, mapping=mapping, existing_keys=existing)
+        if parsed.rejects and not accept_valid:
+            report = ImportReport(
+                list_name=name,
+                imported=0,
+                duplicates=parsed.duplicates,
+                rejects=parsed.rejects,
+                encoding=parsed.encoding,
+                delimiter=parsed.delimiter,
+            )
+            count = len(parsed.rejects)
+            raise RejectedRowsError(
+                f"{count} row{'s' if count != 1 else ''} rejected (first: line "
+                f"{parsed.rejects[0].line}, {parsed.rejects[0].reason}); nothing imported; "
+                "fix the file or accept the valid rows (--accept-valid)",
+                report,
+            )
+        return self.lists.import_parsed(name, parsed)
+
+    def export_list(self, name: str, path: Path) -> int:
+        """Write list ``name`` to a CSV file; returns the number of subscribers written."""
+        return self.lists.export_csv(name, path)
+
+    # -- suppression list ------------------------------------------------------------------
+
+    def suppress(self, address: str, reason: str = "manual", detail: str = "") -> Suppression:
+        """Never send to ``address`` again, from any list (it must be a valid address)."""
+        try:
+            key = normalize_address(address.strip()).lower()
+        except InvalidAddressError as exc:
+            raise UserInputError(f"{address.strip()!r} is not an email address: {exc}") from None
+        return self.lists.suppress(key, reason, detail)
+
+    def unsuppress(self, address: str) -> None:
+        if not self.lists.unsuppress(address_key(address)):
+            raise UserInputError(f"{address.strip()!r} is not on the suppression list")
+
+    def is_suppressed(self, address: str) -> bool:
+        return self.lists.is_suppressed(address_key(address))
+
+    def suppressions(self) -> list[Suppression]:
+        return self.lists.suppressions()
 
     # -- health ----------------------------------------------------------------------------
 
