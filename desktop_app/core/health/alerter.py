@@ -28,6 +28,7 @@ from desktop_app.core.events import (
     QuotaExhausted,
 )
 from desktop_app.core.health.alert_rules import Alert, AlertOptions, AlertPolicy, AlertRule
+from desktop_app.core.health.rollup import DAY
 from desktop_app.core.models import BreakerState
 from desktop_app.core.settings import SettingsStore
 from desktop_app.core.storage.alerts import AlertRepository
@@ -37,7 +38,6 @@ from desktop_app.core.storage.providers import ProviderRepository
 
 log = logging.getLogger(__name__)
 
-DAY = 86400.0
 #: Rules whose alert stays "open" until its condition clears (then it is marked resolved).
 _CLEARABLE = (
     AlertRule.PROVIDER_DOWN,

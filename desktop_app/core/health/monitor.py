@@ -33,7 +33,13 @@ from desktop_app.core.events import (
 )
 from desktop_app.core.health import maintenance
 from desktop_app.core.health.probe import ProbeResult, probe_provider
-from desktop_app.core.health.rollup import HOUR, OUTCOME_COLUMNS, RollupDelta, split_by_bucket
+from desktop_app.core.health.rollup import (
+    HOUR,
+    OUTCOME_COLUMNS,
+    RollupDelta,
+    bucket_start,
+    split_by_bucket,
+)
 from desktop_app.core.health.tracker import (
     DOWN,
     MAINTENANCE,
@@ -169,6 +175,7 @@ class HealthMonitor:
         self._options = MonitorOptions()
         self._watches: dict[str, _Watch] = {}  # by provider uid
         self._uid_by_id: dict[int, str] = {}
+        self._open_incidents: dict[str, OpenIncident] = {}  # left open by the last run
         self._pending = _Pending()
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -254,11 +261,7 @@ class HealthMonitor:
 
     def _new_watch(self, config: ProviderConfig, now: float) -> _Watch:
         uid = config.uid
-        carried = self._open_incidents.pop(uid, None)
-        open_incident = None
-        if carried is not None:
-            row_id, started_at, cause, failures = carried
-            open_incident = OpenIncident(started_at, cause, failures, row_id=row_id)
+        open_incident = self._open_incidents.pop(uid, None)
         watch: _Watch
 
         cache = _WindowCache()
@@ -425,8 +428,7 @@ class HealthMonitor:
         self._events.publish(ProviderHealthChanged(watch.config.name, state, watch.detail))
 
     def _delta(self, uid: str, at: float) -> RollupDelta:
-        bucket = at - at % 60.0
-        key = (uid, bucket)
+        key = (uid, bucket_start(at))
         delta = self._pending.deltas.get(key)
         if delta is None:
             delta = self._pending.deltas[key] = RollupDelta(self._watches[uid].config.name)
@@ -483,7 +485,7 @@ class HealthMonitor:
 
     async def _roll_up(self) -> None:
         now = self._clock()
-        hour = now - now % HOUR
+        hour = bucket_start(now, HOUR)
         try:
             await self._db(self._health.roll_up_hours, hour - 2 * HOUR, hour + HOUR)
         except Exception:

@@ -11,13 +11,10 @@ from collections.abc import Mapping, Sequence
 
 from desktop_app.core.health import histogram, maintenance
 from desktop_app.core.health.figures import ProviderFigures
-from desktop_app.core.health.rollup import OUTCOME_COLUMNS
+from desktop_app.core.health.rollup import DAY, OUTCOME_COLUMNS, RANGES
 from desktop_app.core.models import BreakerState, ProviderConfig
 from desktop_app.core.storage.health import HealthRepository, StoredStatus
 
-HOUR = 3600.0
-DAY = 86400.0
-RANGES = {"1h": HOUR, "24h": DAY, "7d": 7 * DAY, "30d": 30 * DAY}
 #: A stored status older than this was written by an app that is no longer watching.
 STALE_AFTER_SECONDS = 120.0
 INCIDENT_HISTORY = 30 * DAY
@@ -42,11 +39,13 @@ def compute_figures(
     figures = []
     for provider in providers:
         state, breaker = _state(provider, now, live, stored)
+        day = health.totals(provider.uid, now - DAY, now)
         uptimes = {
-            key: health.totals(provider.uid, now - span, now, histograms=False).uptime_percent()
+            key: day.uptime_percent()
+            if span == DAY
+            else health.totals(provider.uid, now - span, now, histograms=False).uptime_percent()
             for key, span in RANGES.items()
         }
-        day = health.totals(provider.uid, now - DAY, now)
         counts = day.counts
         sends = sum(counts.get(column, 0) for column in OUTCOME_COLUMNS.values())
         sent = counts.get("sent", 0)

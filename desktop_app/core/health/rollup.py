@@ -17,6 +17,9 @@ from desktop_app.core.models import OutcomeClass
 
 MINUTE = 60.0
 HOUR = 3600.0
+DAY = 86400.0
+#: The ranges people look at (Dashboard, ``relaydesk health``), in seconds.
+RANGES: dict[str, float] = {"1h": HOUR, "24h": DAY, "7d": 7 * DAY, "30d": 30 * DAY}
 
 #: Rollup column for each outcome class of a real send.
 OUTCOME_COLUMNS: dict[OutcomeClass, str] = {

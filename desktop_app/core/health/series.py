@@ -33,6 +33,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from desktop_app.core.health import maintenance
+from desktop_app.core.health.rollup import DAY, HOUR, MINUTE
+from desktop_app.core.health.rollup import RANGES as RANGES  # the Dashboard reads them here
 from desktop_app.core.models import MaintenanceWindow, OutcomeClass
 from desktop_app.core.settings import SettingsStore
 from desktop_app.core.storage.database import Database
@@ -44,11 +46,6 @@ BoolArray = npt.NDArray[np.bool_]
 #: A provider's newest name and its rows as [bucket_start, *COLUMNS].
 _Rows = tuple[str, FloatArray]
 
-MINUTE = 60.0
-HOUR = 3600.0
-DAY = 86400.0
-#: The Dashboard's ranges, in seconds.
-RANGES: dict[str, float] = {"1h": HOUR, "24h": DAY, "7d": 7 * DAY, "30d": 30 * DAY}
 #: Minute rows are kept 30 days: up to that, charts use them; beyond, hour rows.
 MINUTE_ROWS_UP_TO = 30 * DAY
 #: ``load_since`` re-reads this many buckets before the newest one it already has: the

@@ -21,7 +21,9 @@ from desktop_app.core.health.rollup import (
     HOUR,
     SECONDS_COLUMNS,
     RollupDelta,
+    bucket_start,
 )
+from desktop_app.core.health.tracker import OpenIncident
 from desktop_app.core.storage.database import Database
 from desktop_app.core.storage.schema import (
     AlertRow,
@@ -148,7 +150,7 @@ class HealthRepository:
             ).all()
             hours: dict[tuple[str, float], HealthHourRow] = {}
             for minute in minutes:
-                hour_start = minute.bucket_start - minute.bucket_start % HOUR
+                hour_start = bucket_start(minute.bucket_start, HOUR)
                 key = (minute.provider_uid, hour_start)
                 if key not in hours:
                     hours[key] = _empty_rollup(
@@ -243,8 +245,8 @@ class HealthRepository:
 
     # -- reads ------------------------------------------------------------------------------
 
-    def open_incidents(self) -> dict[str, tuple[int, float, str, int]]:
-        """uid -> (row id, started_at, cause, failures) of incidents still open."""
+    def open_incidents(self) -> dict[str, OpenIncident]:
+        """Incidents still open (left so by the last run), by provider uid."""
         with self._database.read() as connection:
             rows = connection.execute(
                 select(
@@ -256,7 +258,7 @@ class HealthRepository:
                 ).where(IncidentRow.ended_at.is_(None))
             ).all()
         return {
-            uid: (row_id, started, cause, failures)
+            uid: OpenIncident(started, cause, failures, row_id=row_id)
             for uid, row_id, started, cause, failures in rows
         }
 
