@@ -80,3 +80,11 @@ class RejectedRowsError(UserInputError):
     def __init__(self, message: str, report: object) -> None:
         super().__init__(message)
         self.report = report
+
+
+class CampaignNotFoundError(RelaydeskError, LookupError):
+    """No campaign has the given name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no campaign named {name!r}")
+        self.name = name

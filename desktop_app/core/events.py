@@ -124,6 +124,19 @@ class AlertResolved:
     resolved_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class CampaignChanged:
+    """A campaign started, was paused (``auto``: by the failure threshold), resumed,
+    completed or was cancelled; or its runner queued another batch (``queued``)."""
+
+    campaign_id: int
+    name: str
+    state: str
+    detail: str = ""
+    auto: bool = False
+    queued: int = 0
+
+
 Event = (
     AttemptRecorded
     | MessageStateChanged
@@ -136,6 +149,7 @@ Event = (
     | QuotaExhausted
     | AlertRaised
     | AlertResolved
+    | CampaignChanged
 )
 
 

@@ -29,6 +29,8 @@ class MessageState(StrEnum):
     UNKNOWN = "unknown"
     CANCELLED = "cancelled"
     BOUNCED = "bounced"
+    # A paused campaign's mail: never claimed until the campaign is resumed (or cancelled).
+    HELD = "held"
 
 
 class OutcomeClass(StrEnum):
@@ -211,6 +213,7 @@ class OutboxCounts:
     unknown: int = 0
     cancelled: int = 0
     bounced: int = 0
+    held: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {state.value: getattr(self, state.value) for state in MessageState}

@@ -9,6 +9,7 @@ choose one explicitly through keyring's own ``PYTHON_KEYRING_BACKEND`` variable.
 from __future__ import annotations
 
 import os
+import secrets
 
 import keyring
 import keyring.errors
@@ -28,6 +29,10 @@ NO_KEYRING_HINT = (
 
 def _entry(uid: str) -> str:
     return f"smtp:{uid}"
+
+
+#: Keyring entry of the key that signs unsubscribe links (one per machine's keyring).
+SIGNING_KEY_ENTRY = "unsubscribe-signing-key"
 
 
 def _acceptable(backend: KeyringBackend, chosen_explicitly: bool) -> bool:
@@ -80,3 +85,19 @@ class SecretStore:
             pass  # nothing stored: nothing to delete
         except keyring.errors.KeyringError as exc:
             raise KeyringUnavailableError(f"{NO_KEYRING_HINT} ({type(exc).__name__})") from None
+
+    def signing_key(self) -> bytes:
+        """The key that signs unsubscribe links, made on first use and kept in the keyring.
+
+        A secret, so never in the database: whoever reads the database must not be able
+        to forge unsubscribe links for other addresses.
+        """
+        try:
+            backend = resolve_backend()
+            stored = backend.get_password(SERVICE, SIGNING_KEY_ENTRY)
+            if stored is None:
+                stored = secrets.token_hex(32)
+                backend.set_password(SERVICE, SIGNING_KEY_ENTRY, stored)
+        except keyring.errors.KeyringError as exc:
+            raise KeyringUnavailableError(f"{NO_KEYRING_HINT} ({type(exc).__name__})") from None
+        return bytes.fromhex(stored)

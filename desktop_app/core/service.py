@@ -1,11 +1,13 @@
-"""Delivery with its watchers: the engine, the health monitor and the alerter, wired once.
+"""Delivery with its companions: the engine, the campaign runner, the health monitor and
+the alerter, wired once.
 
 The GUI's controller and ``relaydesk run`` both run this, under the instance lock (the
-monitor and the alerter write history that must have one writer per data folder):
+runner, the monitor and the alerter write state that must have one writer per data folder):
 
-    engine events  -> sink (GUI bridge / CLI printer), health monitor, alerter
-    monitor events -> sink, alerter
-    alerter events -> sink
+    engine events   -> sink (GUI bridge / CLI printer), health monitor, alerter
+    runner events   -> sink, alerter (a campaign paused by its failure threshold)
+    monitor events  -> sink, alerter
+    alerter events  -> sink
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from desktop_app.core.campaigns.runner import CampaignRunner
 from desktop_app.core.delivery.engine import DeliveryEngine
 from desktop_app.core.events import EventHub, EventSink
 from desktop_app.core.health.alerter import Alerter
@@ -57,24 +60,34 @@ class DeliveryService:
         everyone.subscribe(self.monitor)
         everyone.subscribe(self.alerter)
         self.engine: DeliveryEngine = workspace.create_engine(everyone)
+        self.campaigns: CampaignRunner = workspace.create_campaign_runner(
+            watchers, clock=clock, on_mail_queued=self._wake_engine
+        )
+        self._workspace = workspace
 
     async def run(self, *, until_idle: bool = False) -> None:
         """Deliver (until stopped, or idle) while probing and alerting alongside."""
         watching = [
             asyncio.create_task(self.monitor.run(), name="health-monitor"),
             asyncio.create_task(self.alerter.run(), name="alerter"),
+            asyncio.create_task(self.campaigns.run(), name="campaign-runner"),
         ]
         try:
-            await self.engine.run(until_idle=until_idle)
+            await self.engine.run(until_idle=until_idle, pending_work=self._workspace.pending_work)
         finally:
             self.monitor.request_stop()
             self.alerter.request_stop()
+            self.campaigns.request_stop()
             for result in await asyncio.gather(*watching, return_exceptions=True):
                 if isinstance(result, BaseException):
-                    log.error("a health watcher failed: %s", result)
+                    log.error("a companion of the engine failed: %s", result)
 
     def request_stop(self) -> None:
         self.engine.request_stop()
+
+    def wake_campaigns(self) -> None:
+        """A campaign was sent, resumed or cancelled: the runner looks now (loop thread)."""
+        self.campaigns.wake()
 
     def _wake_engine(self) -> None:
         self.engine.wake()  # an alert mail was queued: it should not wait for the next poll

@@ -148,6 +148,23 @@ SPECS: dict[str, SettingSpec] = {
             "",
             check=_optional_address("alerts.email_from"),
         ),
+        SettingSpec(
+            "campaigns.auto_pause_failure_percent",
+            "Pause a campaign when permanent failures pass (%)",
+            float,
+            10.0,
+            0.1,
+            100,
+        ),
+        SettingSpec(
+            # Below this many finished messages a share means little (2 of 3 is not 66 %).
+            "campaigns.auto_pause_min_messages",
+            "...once at least this many of its messages are finished",
+            int,
+            50,
+            1,
+            1_000_000,
+        ),
     )
 }
 

@@ -21,6 +21,8 @@ from desktop_app.core.campaigns.addresses import (
     normalize_address,
 )
 from desktop_app.core.campaigns.csv_import import ColumnMapping, parse_subscribers
+from desktop_app.core.campaigns.manager import CampaignManager
+from desktop_app.core.campaigns.runner import CampaignRunner
 from desktop_app.core.delivery.engine import DeliveryEngine
 from desktop_app.core.errors import (
     DuplicateProviderError,
@@ -39,6 +41,7 @@ from desktop_app.core.models import MaintenanceWindow, OutboxCounts, ProviderCon
 from desktop_app.core.paths import resolve_data_dir
 from desktop_app.core.secrets import SecretStore
 from desktop_app.core.settings import SettingsStore
+from desktop_app.core.storage.campaigns import CampaignRepository
 from desktop_app.core.storage.database import DATABASE_FILENAME, Database
 from desktop_app.core.storage.health import HealthRepository
 from desktop_app.core.storage.lists import (
@@ -71,6 +74,11 @@ class Workspace:
         self.health = HealthRepository(database)
         self.lists = ListRepository(database)
         self.secrets = secrets or SecretStore()
+        self.campaign_store = CampaignRepository(database, self.outbox)
+        #: Campaigns as the window and the command line drive them (campaigns/manager.py).
+        self.campaigns = CampaignManager(
+            self.campaign_store, self.lists, self.outbox, self.providers, self.secrets
+        )
 
     @classmethod
     def open(cls, data_dir: str | Path | None = None) -> Workspace:
@@ -204,6 +212,15 @@ class Workspace:
             events,
             exclusive=exclusive,
         )
+
+    def create_campaign_runner(self, events: EventSink, **options: Any) -> CampaignRunner:
+        """The campaign runner; run it on the loop thread next to the engine, under the lock."""
+        return CampaignRunner(self.campaign_store, self.settings, self.secrets, events, **options)
+
+    def pending_work(self) -> int:
+        """What ``run --until-idle`` waits for: mail in the outbox still to deliver, plus
+        campaign recipients not yet rendered and scheduled campaigns that are due."""
+        return self.outbox.pending_count() + self.campaign_store.pending_work()
 
     def create_monitor(self, events: EventSink, **options: Any) -> HealthMonitor:
         """A health monitor over this workspace; run it on the loop thread, under the lock."""

@@ -215,6 +215,7 @@ class DeliveryEngine:
         self._journal: Journal | None = None
         self.stats = EngineStats()
         self.running = False
+        self._pending_work: Callable[[], int] = outbox.pending_count
 
     # -- control (call on the loop thread) ------------------------------------------------
 
@@ -249,8 +250,16 @@ class DeliveryEngine:
 
     # -- the main loop --------------------------------------------------------------------
 
-    async def run(self, *, until_idle: bool = False, drain_timeout: float = 30.0) -> None:
-        """Deliver until ``request_stop()`` (or, with ``until_idle``, until nothing is pending)."""
+    async def run(
+        self,
+        *,
+        until_idle: bool = False,
+        drain_timeout: float = 30.0,
+        pending_work: Callable[[], int] | None = None,
+    ) -> None:
+        """Deliver until ``request_stop()`` (or, with ``until_idle``, until nothing is pending:
+        ``pending_work`` counts it when more than the outbox feeds the engine)."""
+        self._pending_work = pending_work or self._outbox.pending_count
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="outbox-db")
         self._journal = Journal(
             self._outbox, self.owner, self._executor, lease_seconds=LEASE_SECONDS
@@ -299,11 +308,7 @@ class DeliveryEngine:
                 if batch:
                     await asyncio.sleep(0)
                     continue
-                if (
-                    until_idle
-                    and not self._tasks
-                    and await self._db(self._outbox.pending_count) == 0
-                ):
+                if until_idle and not self._tasks and await self._db(self._pending_work) == 0:
                     self._publish_status("idle")
                     return
                 await self._sleep(await self._idle_wait())

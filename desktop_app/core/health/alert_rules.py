@@ -20,6 +20,7 @@ class AlertRule(StrEnum):
     QUOTA_EXHAUSTED = "quota_exhausted"
     BACKLOG_AGE = "backlog_age"
     UPTIME_BELOW_TARGET = "uptime_below_target"
+    CAMPAIGN_PAUSED = "campaign_paused"  # by its permanent-failure threshold
 
 
 SEVERITY = {
@@ -29,6 +30,7 @@ SEVERITY = {
     AlertRule.QUOTA_EXHAUSTED: "warning",
     AlertRule.BACKLOG_AGE: "critical",
     AlertRule.UPTIME_BELOW_TARGET: "warning",
+    AlertRule.CAMPAIGN_PAUSED: "critical",
 }
 
 

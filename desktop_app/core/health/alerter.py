@@ -1,4 +1,5 @@
-"""Raises alerts from what the engine and the health monitor report, through every channel.
+"""Raises alerts from what the engine, the health monitor and the campaign runner report,
+through every channel.
 
 Runs on the loop thread as an ``EventSink`` (engine and monitor events) with a periodic check
 for the rules that are about state over time (down for N seconds, backlog age, 24 h uptime).
@@ -20,6 +21,7 @@ from desktop_app.core.compose import build_message
 from desktop_app.core.events import (
     AlertRaised,
     AlertResolved,
+    CampaignChanged,
     Event,
     EventSink,
     FailoverHappened,
@@ -27,7 +29,13 @@ from desktop_app.core.events import (
     ProviderStateChanged,
     QuotaExhausted,
 )
-from desktop_app.core.health.alert_rules import Alert, AlertOptions, AlertPolicy, AlertRule
+from desktop_app.core.health.alert_rules import (
+    SEVERITY,
+    Alert,
+    AlertOptions,
+    AlertPolicy,
+    AlertRule,
+)
 from desktop_app.core.health.rollup import DAY
 from desktop_app.core.models import BreakerState
 from desktop_app.core.settings import SettingsStore
@@ -116,6 +124,18 @@ class Alerter:
             elif event.breaker is BreakerState.CLOSED:
                 self.policy.rearm(AlertRule.BREAKER_OPEN, event.provider_name)
                 self._resolve(AlertRule.BREAKER_OPEN, event.provider_name, now)
+        elif isinstance(event, CampaignChanged) and event.auto:
+            # Not through the once-until-rearmed policy: every automatic pause stops a
+            # campaign until someone acts, so every one of them is worth telling.
+            self._raise(
+                Alert(
+                    AlertRule.CAMPAIGN_PAUSED,
+                    event.name,
+                    SEVERITY[AlertRule.CAMPAIGN_PAUSED],
+                    f"Campaign {event.name!r} {event.detail}",
+                    now,
+                )
+            )
         elif isinstance(event, QuotaExhausted):
             self._quota_until[event.provider_name] = event.available_at
             self._raise(
@@ -282,7 +302,8 @@ class Alerter:
 
 def _email_body(alert: Alert) -> str:
     when = time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(alert.raised_at))
-    subject = f"Provider: {alert.subject}\r\n" if alert.subject else ""
+    about = "Campaign" if alert.rule is AlertRule.CAMPAIGN_PAUSED else "Provider"
+    subject = f"{about}: {alert.subject}\r\n" if alert.subject else ""
     return (
         f"{alert.message}\r\n\r\n"
         f"Rule: {alert.rule.value}\r\nSeverity: {alert.severity}\r\n{subject}Raised: {when}\r\n\r\n"

@@ -247,6 +247,57 @@ class ListRepository:
                 return
             after = rows[-1].id
 
+    def find(self, name: str, email_key: str) -> Subscriber | None:
+        """The subscriber of list ``name`` with this (lower-cased) address, if any."""
+        with self._database.read() as connection:
+            list_id = _list_id(connection, name)
+            row = connection.execute(
+                select(SubscriberRow).where(
+                    SubscriberRow.list_id == list_id, SubscriberRow.email_key == email_key
+                )
+            ).first()
+        if row is None:
+            return None
+        return Subscriber(
+            id=row.id,
+            email=row.email,
+            email_key=row.email_key,
+            name=row.name,
+            status=row.status,
+            fields=dict(row.fields or {}),
+        )
+
+    def sample_sendable(self, name: str, size: int) -> list[Subscriber]:
+        """Up to ``size`` sendable subscribers: the first half in id order, the rest at random
+        (rows imported later may lack fields the first ones have)."""
+        with self._database.read() as connection:
+            list_id = _list_id(connection, name)
+            sendable = select(SubscriberRow).where(
+                SubscriberRow.list_id == list_id,
+                SubscriberRow.status == "active",
+                _NOT_SUPPRESSED,
+            )
+            first = connection.execute(
+                sendable.order_by(SubscriberRow.id).limit(max(1, size // 2))
+            ).all()
+            seen = {row.id for row in first}
+            spread = connection.execute(
+                sendable.where(SubscriberRow.id.not_in(seen))
+                .order_by(func.random())
+                .limit(size - len(first))
+            ).all()
+        return [
+            Subscriber(
+                id=row.id,
+                email=row.email,
+                email_key=row.email_key,
+                name=row.name,
+                status=row.status,
+                fields=dict(row.fields or {}),
+            )
+            for row in (*first, *spread)
+        ]
+
     def count_sendable(self, name: str) -> int:
         return self.get(name).sendable
 

@@ -4,6 +4,7 @@ The state machine (DESIGN.md, "The outbox")::
 
     queued -> sending -> sent | deferred | failed | unknown
     deferred/unknown --(due)--> sending          queued/deferred/unknown -> cancelled
+    queued/deferred --(campaign paused)--> held --(resumed)--> queued    held -> cancelled
 
 Every write here is one transaction, and the engine batches many messages into each one
 (group commit), so durability costs one fsync per batch rather than per message.
@@ -33,7 +34,12 @@ from desktop_app.core.storage.schema import AttemptRow, OutboxRow
 #: States a message can be claimed from once its ``next_attempt_at`` is due.
 CLAIMABLE = (MessageState.QUEUED, MessageState.DEFERRED, MessageState.UNKNOWN)
 #: States a person may cancel from (never ``sending``: the engine owns it right now).
-CANCELLABLE = (MessageState.QUEUED, MessageState.DEFERRED, MessageState.UNKNOWN)
+CANCELLABLE = (
+    MessageState.QUEUED,
+    MessageState.DEFERRED,
+    MessageState.UNKNOWN,
+    MessageState.HELD,
+)
 #: States "retry now" applies to.
 RETRYABLE = (
     MessageState.DEFERRED,
@@ -54,6 +60,7 @@ class NewMessage:
     raw: bytes
     route: str | None = None  # "healthiest": through the healthiest provider (alert mail)
     urgent: bool = False  # claimed before everything already waiting (alert mail)
+    campaign_id: int | None = None  # the campaign it belongs to (reports, pause, cancel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +215,14 @@ class OutboxRepository:
 
     def enqueue(self, messages: Sequence[NewMessage]) -> list[int]:
         """Queue ``messages`` in ONE transaction: all of them are stored, or none."""
+        if not messages:
+            return []
+        with self._database.write() as connection:
+            return self.enqueue_in(connection, messages)
+
+    def enqueue_in(self, connection: Connection, messages: Sequence[NewMessage]) -> list[int]:
+        """Queue ``messages`` inside the caller's transaction (a campaign marks its
+        recipients queued in the same commit)."""
         now = time.time()
         rows = [
             {
@@ -227,14 +242,14 @@ class OutboxRepository:
                 "deferral_count": 0,
                 "possible_duplicate": False,
                 "route": m.route,
+                "campaign_id": m.campaign_id,
             }
             for m in messages
         ]
         if not rows:
             return []
-        with self._database.write() as connection:
-            result = connection.execute(insert(OutboxRow).returning(OutboxRow.id), rows)
-            return [row_id for (row_id,) in result]
+        result = connection.execute(insert(OutboxRow).returning(OutboxRow.id), rows)
+        return [row_id for (row_id,) in result]
 
     # -- the engine's side ---------------------------------------------------------------
 

@@ -59,6 +59,8 @@ class OutboxRow(Base):
         # The claim query: due messages of a state, oldest first.
         Index("ix_outbox_claim", "state", "next_attempt_at", "id"),
         Index("ix_outbox_message_id", "message_id"),
+        # Campaign progress, pause and cancel: one campaign's rows by state.
+        Index("ix_outbox_campaign_state", "campaign_id", "state"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -87,6 +89,8 @@ class OutboxRow(Base):
     # How to pick a provider: None = priority and weight; "healthiest" = the healthiest
     # usable provider whatever its priority (alert mail must get out through the best one).
     route: Mapped[str | None] = mapped_column(String(16))
+    # No foreign key: the outbox is the delivery record and outlives a deleted campaign.
+    campaign_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class AttemptRow(Base):
@@ -298,3 +302,71 @@ class SuppressionRow(Base):
     reason: Mapped[str] = mapped_column(String(32))  # unsubscribed|bounced|complained|manual
     detail: Mapped[str] = mapped_column(String(300), default="")
     created_at: Mapped[float] = mapped_column(Float)
+
+
+class CampaignRow(Base):
+    """A campaign: who it goes to, what it says, and where it is in its life."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (Index("ix_campaigns_state", "state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(32), unique=True)  # Message-IDs and tokens use it
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    list_id: Mapped[int | None] = mapped_column(ForeignKey("lists.id", ondelete="SET NULL"))
+    list_name: Mapped[str] = mapped_column(String(100))  # the report outlives the list
+    from_address: Mapped[str] = mapped_column(String(320))
+    from_name: Mapped[str | None] = mapped_column(String(200))
+    reply_to: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(Text)  # Jinja2 sources, as the user wrote them
+    html_body: Mapped[str | None] = mapped_column(Text)
+    text_body: Mapped[str | None] = mapped_column(Text)
+    unsubscribe_url: Mapped[str | None] = mapped_column(String(700))
+    unsubscribe_mailto: Mapped[str | None] = mapped_column(String(320))
+    headers: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(16))  # campaigns/lifecycle.py CampaignState
+    scheduled_at: Mapped[float | None] = mapped_column(Float)
+    pause_reason: Mapped[str | None] = mapped_column(String(300))
+    recipients_total: Mapped[int | None] = mapped_column(Integer)  # None until sending starts
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float)
+    finished_at: Mapped[float | None] = mapped_column(Float)
+
+
+class CampaignAttachmentRow(Base):
+    """A file attached to every message of a campaign."""
+
+    __tablename__ = "campaign_attachments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class CampaignRecipientRow(Base):
+    """One address of a campaign, copied from the list when sending starts.
+
+    ``pending`` until its message is rendered and queued (then the outbox row, ``outbox_id``,
+    is the truth), or ``skipped`` (suppressed since), ``failed`` (its template did not
+    render) or ``cancelled`` (the campaign was cancelled before it was queued).
+    """
+
+    __tablename__ = "campaign_recipients"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "email_key", name="uq_campaign_recipients_email"),
+        Index("ix_campaign_recipients_state", "campaign_id", "state", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int | None] = mapped_column(Integer)  # the list may be edited later
+    email: Mapped[str] = mapped_column(String(320))
+    email_key: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str] = mapped_column(String(200))
+    fields: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    state: Mapped[str] = mapped_column(String(16))
+    outbox_id: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str | None] = mapped_column(String(300))
