@@ -13,6 +13,7 @@ from pathlib import Path
 
 from desktop_app import __version__
 from desktop_app.cli import (
+    campaign_commands,
     health_commands,
     list_commands,
     maintenance_commands,
@@ -22,6 +23,7 @@ from desktop_app.cli import (
 )
 from desktop_app.cli.contract import EXIT_ENVIRONMENT, EXIT_USAGE, Parser, Streams
 from desktop_app.core.errors import (
+    CampaignNotFoundError,
     EnvironmentProblem,
     ListNotFoundError,
     ProviderNotFoundError,
@@ -51,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     settings_commands.register(commands)
     health_commands.register(commands)
     list_commands.register(commands)
+    campaign_commands.register(commands)
     return parser
 
 
@@ -68,9 +71,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(args.handler(workspace, args, streams))
         finally:
             workspace.close()
-    except (UserInputError, ProviderNotFoundError, ListNotFoundError) as exc:
-        # A provider or list name that does not exist is bad input (exit 2), not the
-        # machine's fault.
+    except (
+        UserInputError,
+        ProviderNotFoundError,
+        ListNotFoundError,
+        CampaignNotFoundError,
+    ) as exc:
+        # A provider, list or campaign name that does not exist is bad input (exit 2),
+        # not the machine's fault.
         print(f"relaydesk: error: {exc}", file=err)
         return EXIT_USAGE
     except (EnvironmentProblem, RelaydeskError) as exc:

@@ -16,6 +16,7 @@ from desktop_app.core.compose import build_message, build_one_per_recipient
 from desktop_app.core.errors import UserInputError
 from desktop_app.core.events import (
     AlertRaised,
+    CampaignChanged,
     EngineStatusChanged,
     Event,
     FailoverHappened,
@@ -129,6 +130,9 @@ class ProgressPrinter:
             line = f"engine {event.detail}"
         elif isinstance(event, AlertRaised):
             line = f"alert ({event.severity}): {event.message}"
+        elif isinstance(event, CampaignChanged) and not event.queued:
+            detail = f": {event.detail}" if event.detail else ""
+            line = f"campaign {event.name}: {event.state}{detail}"
         elif isinstance(event, IncidentChanged):
             if event.ended_at is None:
                 line = f"incident: {event.provider_name} is down ({event.cause})"
@@ -173,7 +177,7 @@ def cmd_run(ws: Workspace, args: argparse.Namespace, io: Streams) -> int:
         runtime.stop()
         lock.release()
     stats = engine.stats
-    pending = ws.outbox.pending_count()
+    pending = ws.pending_work()
     print(
         f"sent {stats.sent}, failed {stats.failed}, deferred {stats.deferred}, "
         f"unknown {stats.unknown}, failovers {stats.failovers}; "

@@ -10,7 +10,10 @@ import pytest
 
 from tests.cli.cli_harness import Relaydesk
 
-OUTBOX_KEYS = {"queued", "sending", "deferred", "sent", "failed", "unknown", "cancelled", "bounced"}
+OUTBOX_KEYS = {
+    *("queued", "sending", "deferred", "sent", "failed", "unknown", "cancelled", "bounced"),
+    "held",
+}
 SENDER = "news@example.com"
 
 

@@ -23,6 +23,8 @@ KEYS = [
     "alerts.repeat_minutes",
     "alerts.email_to",
     "alerts.email_from",
+    "campaigns.auto_pause_failure_percent",
+    "campaigns.auto_pause_min_messages",
 ]
 
 

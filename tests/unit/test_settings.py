@@ -32,6 +32,8 @@ DOCUMENTED_DEFAULTS = {
     "alerts.repeat_minutes": 15.0,
     "alerts.email_to": "",
     "alerts.email_from": "",
+    "campaigns.auto_pause_failure_percent": 10.0,
+    "campaigns.auto_pause_min_messages": 50,
 }
 
 

@@ -1,0 +1,163 @@
+"""``relaydesk campaign ...`` against a real SMTP server on loopback (aiosmtpd)."""
+
+from __future__ import annotations
+
+import csv
+import email
+import email.policy
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.cli.cli_harness import Relaydesk
+from tests.support.scripted_smtp import ScriptedSMTPServer
+
+
+@pytest.fixture
+def readers(relaydesk: Relaydesk, tmp_path: Path) -> Path:
+    """A list "readers" of 25 subscribers with a custom column; returns the HTML template."""
+    rows = ["email,name,plan"] + [f"r{i}@example.net,Reader {i},plan-{i % 3}" for i in range(25)]
+    (tmp_path / "readers.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    relaydesk.ok("list", "create", "readers")
+    relaydesk.ok("list", "import", "readers", str(tmp_path / "readers.csv"))
+    html = tmp_path / "body.html"
+    html.write_text("<p>Hello {{ name }}, you are on {{ plan }}.</p>", encoding="utf-8")
+    return html
+
+
+def create(relaydesk: Relaydesk, html: Path, *extra: str, name: str = "winter") -> None:
+    relaydesk.ok(
+        "campaign", "create", name, "--list", "readers", "--from", "news@example.com",
+        "--subject", "Hi {{ name }}", "--html-file", str(html),
+        "--unsubscribe-mailto", "unsubscribe@example.com", *extra,
+    )  # fmt: skip
+
+
+def add_provider(relaydesk: Relaydesk, port: int) -> None:
+    relaydesk.ok(
+        "provider", "add", "primary", "--host", "127.0.0.1", "--port", str(port),
+        "--security", "none", "--allow-insecure",
+    )  # fmt: skip
+
+
+def test_create_send_run_report(
+    relaydesk: Relaydesk,
+    readers: Path,
+    scripted_smtp: Callable[..., ScriptedSMTPServer],
+    tmp_path: Path,
+) -> None:
+    server = scripted_smtp(rcpt_replies={"r7@example.net": "550 5.1.1 no such user"})
+    add_provider(relaydesk, server.port)
+    relaydesk.ok("suppress", "add", "r3@example.net")
+    create(relaydesk, readers, "--header", "X-Campaign: winter")
+
+    assert "sending to 25 recipients" in relaydesk.ok("campaign", "send", "winter").out
+    relaydesk.ok("run", "--until-idle", "--timeout", "60")
+
+    report = relaydesk.json("campaign", "report", "winter", "--json")
+    assert report["state"] == "completed"
+    assert report["recipients"] == 25
+    assert report["done"] == 25
+    assert {k: v for k, v in report["counts"].items() if v} == {
+        "sent": 23,
+        "failed": 1,
+        "skipped": 1,
+    }
+    assert report["by_provider"] == {"primary": 23}
+    assert report["failures"] == [
+        {"email": "r7@example.net", "reason": report["failures"][0]["reason"]}
+    ]
+    assert "550" in report["failures"][0]["reason"]
+    received = {m.rcpt_tos[0]: m for m in server.messages}
+    assert len(received) == 23 and "r3@example.net" not in received
+    parsed = email.message_from_bytes(received["r4@example.net"].data, policy=email.policy.default)
+    assert str(parsed["Subject"]) == "Hi Reader 4"
+    assert str(parsed["X-Campaign"]) == "winter"
+
+    relaydesk.ok("campaign", "report", "winter", "--csv", str(tmp_path / "report.csv"))
+    with (tmp_path / "report.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 25
+    assert {r["state"] for r in rows} == {"sent", "failed", "skipped"}
+    assert next(r for r in rows if r["email"] == "r4@example.net")["provider"] == "primary"
+
+
+def test_schedule_pause_resume_cancel_through_the_command_line(
+    relaydesk: Relaydesk, readers: Path
+) -> None:
+    create(relaydesk, readers)
+    later = (datetime.now(UTC) + timedelta(hours=2)).isoformat(timespec="minutes")
+    assert "scheduled for" in relaydesk.ok("campaign", "send", "winter", "--at", later).out
+    (listed,) = relaydesk.json("campaign", "list", "--json")
+    assert listed["state"] == "scheduled"
+
+    relaydesk.ok("campaign", "pause", "winter")
+    assert relaydesk.json("campaign", "list", "--json")[0]["state"] == "paused"
+    assert "scheduled" in relaydesk.ok("campaign", "resume", "winter").out  # still ahead
+    relaydesk.ok("campaign", "cancel", "winter")
+    assert relaydesk.json("campaign", "list", "--json")[0]["state"] == "cancelled"
+    error = relaydesk.fails("campaign", "resume", "winter")
+    assert "is cancelled; it cannot be resumed" in error
+
+
+def test_a_template_error_is_one_line_and_nothing_is_queued(
+    relaydesk: Relaydesk, readers: Path, tmp_path: Path
+) -> None:
+    typo = tmp_path / "typo.html"
+    typo.write_text("<p>Hello {{ frist_name }}</p>", encoding="utf-8")
+    create(relaydesk, typo)
+
+    error = relaydesk.fails("campaign", "send", "winter")
+    assert "HTML template, line 1: 'frist_name' is undefined" in error
+    assert relaydesk.json("outbox")["queued"] == 0
+    assert relaydesk.json("campaign", "list", "--json")[0]["state"] == "draft"
+    preview_error = relaydesk.fails("campaign", "preview", "winter")
+    assert "frist_name" in preview_error
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("campaign", "send", "nope"), "no campaign named 'nope'"),
+        (("campaign", "send", "winter", "--at", "tomorrow"), "is not an ISO 8601"),
+        (("campaign", "send", "winter", "--at", "2001-01-01T00:00Z"), "is in the past"),
+        (
+            ("campaign", "send", "winter", "--at", "2099-01-01T09:00", "--zone", "Mars/Base"),
+            "unknown time zone",
+        ),
+        (("campaign", "test", "winter", "--to", "not-an-address"), "test address"),
+    ],
+)
+def test_bad_input_is_one_line(
+    relaydesk: Relaydesk, readers: Path, args: tuple[str, ...], message: str
+) -> None:
+    create(relaydesk, readers)
+    assert message in relaydesk.fails(*args)
+
+
+def test_create_refuses_bad_campaigns_with_one_line(
+    relaydesk: Relaydesk, readers: Path, tmp_path: Path
+) -> None:
+    base = ("campaign", "create", "x", "--from", "news@example.com", "--subject", "S")
+    html = ("--html-file", str(readers))
+    assert "no list named 'nope'" in relaydesk.fails(*base, "--list", "nope", *html)
+    assert "--html-file or --text-file" in relaydesk.fails(*base, "--list", "readers")
+    injected = ("--header", "X-Evil: a\r\nBcc: all@example.org")
+    assert "line break" in relaydesk.fails(*base, "--list", "readers", *html, *injected)
+    override = ("--header", "From: boss@example.org")
+    assert "would override" in relaydesk.fails(*base, "--list", "readers", *html, *override)
+    missing = ("--html-file", str(tmp_path / "missing.html"))
+    assert "cannot read" in relaydesk.fails(*base, "--list", "readers", *missing)
+    create(relaydesk, readers, name="x")
+    assert "already exists" in relaydesk.fails(*base, "--list", "readers", *html)
+
+
+def test_an_unsubscribe_url_without_a_keyring_is_an_environment_error(
+    relaydesk: Relaydesk, readers: Path
+) -> None:
+    create(relaydesk, readers, "--unsubscribe-url", "https://example.com/unsubscribe")
+    error = relaydesk.fails("campaign", "send", "winter", code=1)
+    assert "no OS keyring" in error
+    assert relaydesk.json("campaign", "list", "--json")[0]["state"] == "draft"
