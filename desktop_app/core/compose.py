@@ -10,18 +10,41 @@ import email.policy
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from email.headerregistry import HeaderRegistry
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from typing import Any
 
 from desktop_app.core.errors import UserInputError
 from desktop_app.core.storage.outbox import NewMessage
 from desktop_app.core.validation import check_no_line_breaks, validate_address
 
+
+class _MemoizedHeaderRegistry(HeaderRegistry):
+    """The email package's header registry, keeping the classes it makes.
+
+    ``HeaderRegistry[name]`` builds a brand-new class with ``type()`` on every lookup, and
+    every header set or parsed looks one up: about a third of the time it took to build a
+    campaign message went there. The class depends only on the name, so one per name does.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._classes: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        key = name.lower()
+        found = self._classes.get(key)
+        if found is None:
+            found = self._classes[key] = super().__getitem__(name)
+        return found
+
+
 # SMTP policy: CRLF line endings and 78-column folding, the bytes that go on the wire.
 # cte_type 7bit: non-ASCII bodies get quoted-printable/base64 instead of raw 8-bit, which
 # a server may only be sent after advertising 8BITMIME, and with BODY=8BITMIME on MAIL FROM
 # (RFC 6152). The bytes are fixed at enqueue, before we know which provider will take them.
-_WIRE_POLICY = email.policy.SMTP.clone(cte_type="7bit")
+_WIRE_POLICY = email.policy.SMTP.clone(cte_type="7bit", header_factory=_MemoizedHeaderRegistry())
 WIRE_POLICY = _WIRE_POLICY  # public name for other builders (campaigns/message.py)
 
 
