@@ -99,6 +99,8 @@ def cmd_campaign(ws: Workspace, args: argparse.Namespace, io: Streams) -> int:
     elif command == "send":
         at = None if args.at is None else parse_send_time(args.at, zone=args.zone)
         sent = campaigns.send(args.name, at=at)
+        for warning in campaigns.warnings(sent.as_draft()):
+            print(f"warning: {warning}", file=out)
         if sent.scheduled_at is not None and sent.state.value == "scheduled":
             when = describe_time(sent.scheduled_at)
             print(f"campaign {sent.name!r} scheduled for {when}", file=out)

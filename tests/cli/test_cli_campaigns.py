@@ -154,6 +154,26 @@ def test_create_refuses_bad_campaigns_with_one_line(
     assert "already exists" in relaydesk.fails(*base, "--list", "readers", *html)
 
 
+def test_sending_warns_about_providers_that_would_break_dmarc_alignment(
+    relaydesk: Relaydesk, readers: Path
+) -> None:
+    relaydesk.ok(
+        "provider", "add", "aligned", "--host", "127.0.0.1", "--port", "2525",
+        "--security", "none", "--allow-insecure", "--sender-domain", "example.com",
+    )  # fmt: skip
+    relaydesk.ok(
+        "provider", "add", "backup", "--host", "127.0.0.1", "--port", "2526",
+        "--security", "none", "--allow-insecure", "--sender-domain", "other.example",
+    )  # fmt: skip
+    create(relaydesk, readers)
+
+    out = relaydesk.ok("campaign", "send", "winter").out
+    warnings = [line for line in out.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1
+    assert "'backup' is not authorized for example.com" in warnings[0]
+    assert "DMARC" in warnings[0]
+
+
 def test_an_unsubscribe_url_without_a_keyring_is_an_environment_error(
     relaydesk: Relaydesk, readers: Path
 ) -> None:
