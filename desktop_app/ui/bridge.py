@@ -22,6 +22,7 @@ from desktop_app.core.events import (
     AlertRaised,
     AlertResolved,
     AttemptRecorded,
+    CampaignChanged,
     EngineStatusChanged,
     Event,
     FailoverHappened,
@@ -62,6 +63,7 @@ class CoreBridge(QObject):
         incident_changed(IncidentChanged)
         alert_raised(AlertRaised)
         alert_resolved(AlertResolved)
+        campaign_changed(CampaignChanged)
     """
 
     attempts_recorded = Signal(list)
@@ -74,6 +76,7 @@ class CoreBridge(QObject):
     incident_changed = Signal(object)
     alert_raised = Signal(object)
     alert_resolved = Signal(object)
+    campaign_changed = Signal(object)
     _request_finished = Signal(int, object, object)
     _events_ready = Signal()
 
@@ -144,6 +147,8 @@ class CoreBridge(QObject):
                 self.alert_raised.emit(event)
             elif isinstance(event, AlertResolved):
                 self.alert_resolved.emit(event)
+            elif isinstance(event, CampaignChanged):
+                self.campaign_changed.emit(event)
         if attempts:
             self.attempts_recorded.emit(attempts)
         if states:

@@ -80,6 +80,11 @@ class DeliveryController(QObject):
         if self.engine is not None:
             self._bridge.call_soon(self.engine.wake)
 
+    def wake_campaigns(self) -> None:
+        """A campaign was sent, resumed or cancelled: the runner looks now, not at its next poll."""
+        if self._service is not None:
+            self._bridge.call_soon(self._service.wake_campaigns)
+
     def reload_providers(self) -> None:
         if self.engine is not None and self.engine.running:
             self._bridge.run(self.engine.reload())

@@ -26,22 +26,26 @@ from desktop_app.core.models import OutboxCounts, ProviderState
 from desktop_app.core.workspace import Workspace
 from desktop_app.ui.alerts_page import AlertsPage
 from desktop_app.ui.bridge import CoreBridge, is_shutdown_error
+from desktop_app.ui.campaigns_page import CampaignsPage
 from desktop_app.ui.compose_page import ComposePage
 from desktop_app.ui.dashboard_page import DashboardPage
 from desktop_app.ui.delivery_controller import DeliveryController
+from desktop_app.ui.lists_page import ListsPage
 from desktop_app.ui.network_watch import NetworkWatch
 from desktop_app.ui.outbox_page import OutboxPage
 from desktop_app.ui.providers_page import ProvidersPage
 from desktop_app.ui.tray import Tray, overall_health
 
-PAGES = ("Dashboard", "Campaigns", "Outbox", "Providers", "Alerts")
+# Ctrl+1.. follow this order; new pages go last so the shortcuts people learned stay.
+PAGES = ("Dashboard", "Campaigns", "Outbox", "Providers", "Alerts", "Lists", "Compose")
 REFRESH_MS = 1000
 #: How long a problem stays in the banner (and the status bar) before others may replace it.
 PROBLEM_MS = 15000
 
 
 class MainWindow(QMainWindow):
-    """Dashboard, Campaigns, Outbox, Providers and Alerts pages around one delivery engine."""
+    """Dashboard, Campaigns, Outbox, Providers, Alerts, Lists and Compose pages around one
+    delivery service."""
 
     def __init__(
         self,
@@ -72,13 +76,23 @@ class MainWindow(QMainWindow):
         self.outbox = OutboxPage(workspace, bridge)
         self.providers = ProvidersPage(workspace, bridge)
         self.alerts = AlertsPage(workspace, bridge)
+        self.lists = ListsPage(workspace, bridge)
+        self.campaigns = CampaignsPage(workspace, bridge, controller)
         self.pages = QStackedWidget()
         self.navigation = QListWidget()
         self.navigation.setAccessibleName("Navigation")
         self.navigation.setMaximumWidth(170)
         for name, page in zip(
             PAGES,
-            (self.dashboard, self.compose, self.outbox, self.providers, self.alerts),
+            (
+                self.dashboard,
+                self.campaigns,
+                self.outbox,
+                self.providers,
+                self.alerts,
+                self.lists,
+                self.compose,
+            ),
             strict=True,
         ):
             self.navigation.addItem(name)
@@ -160,6 +174,7 @@ class MainWindow(QMainWindow):
         self._show_controller_state(controller.state)
         controller.failed.connect(self.show_problem)
         self.providers.providers_changed.connect(self._on_providers_changed)
+        self.lists.lists_changed.connect(self.campaigns.reload)
         self.compose.message_queued.connect(controller.wake)
         self.compose.message_queued.connect(self.outbox.expect_new_messages)
         self.outbox.outbox_changed.connect(controller.wake)

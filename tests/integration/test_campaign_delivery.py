@@ -98,7 +98,7 @@ def _check_headers(parsed: EmailMessage, recipient: Recipient, message_id: str) 
     assert str(parsed["X-Campaign"]) == "42"
     assert str(parsed["List-Unsubscribe-Post"]) == "List-Unsubscribe=One-Click"
     https, mailto = (entry.strip()[1:-1] for entry in str(parsed["List-Unsubscribe"]).split(","))
-    assert mailto == "mailto:unsubscribe@example.com?subject=unsubscribe"
+    assert mailto == "mailto:unsubscribe@example.com?subject=unsubscribe%20campaign-42"
     query = parse_qs(urlsplit(https).query)
     assert query["email"] == [recipient.email]
     assert verify_unsubscribe_token(SECRET, "campaign-42", recipient.email, query["token"][0])

@@ -233,7 +233,8 @@ def _build(settings: CampaignSettings, recipient: Recipient, *, now: float | Non
         email=address,
         name=recipient.name,
         fields=recipient.fields,
-        unsubscribe_url=unsubscribe_url or _mailto_url(settings.unsubscribe_mailto),
+        unsubscribe_url=unsubscribe_url
+        or _mailto_url(settings.unsubscribe_mailto, settings.campaign_key),
     )
     content = compile_templates(settings.templates).render(context)
     message_id = campaign_message_id(settings.campaign_key, address, settings.from_address)
@@ -247,7 +248,9 @@ def _build(settings: CampaignSettings, recipient: Recipient, *, now: float | Non
         datetime.fromtimestamp(time.time() if now is None else now, UTC)
     )
     message["Message-ID"] = message_id
-    unsubscribe = _list_unsubscribe(settings.unsubscribe_mailto, unsubscribe_url)
+    unsubscribe = _list_unsubscribe(
+        settings.unsubscribe_mailto, unsubscribe_url, settings.campaign_key
+    )
     if unsubscribe:
         # Stored pre-folded and written as is (_SERIALIZE_POLICY): the email package would
         # otherwise turn a URL longer than a line into RFC 2047 encoded words, which no
@@ -298,14 +301,18 @@ def _address_header(field_name: str, address: str, display_name: str | None) -> 
         raise UserInputError(f"{field_name}: {address!r} is not acceptable ({error})") from None
 
 
-def _mailto_url(address: str | None) -> str | None:
-    return None if address is None else f"mailto:{quote(address, safe='@')}?subject=unsubscribe"
+def _mailto_url(address: str | None, campaign_key: str) -> str | None:
+    """The mailto entry; its subject names the campaign so the unsubscribe mailbox reader
+    (bounces/reading.py) can tell the campaign's report who left because of it."""
+    if address is None:
+        return None
+    return f"mailto:{quote(address, safe='@')}?subject=unsubscribe%20{quote(campaign_key)}"
 
 
-def _list_unsubscribe(mailto: str | None, url: str | None) -> str:
+def _list_unsubscribe(mailto: str | None, url: str | None, campaign_key: str) -> str:
     # RFC 2369: a comma-separated list of <URI>; the https URI first so that one-click
     # readers (RFC 8058) find it before falling back to mail.
-    entries = [f"<{uri}>" for uri in (url, _mailto_url(mailto)) if uri is not None]
+    entries = [f"<{uri}>" for uri in (url, _mailto_url(mailto, campaign_key)) if uri is not None]
     return ",\r\n ".join(entries)
 
 

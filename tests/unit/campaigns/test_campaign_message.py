@@ -115,7 +115,7 @@ def test_list_unsubscribe_https_and_mailto() -> None:
     # On the wire as plain <URI>s: an RFC 2047 encoded word is not a URI to a mail client.
     head = _header_section(message.raw).decode("ascii")
     assert f"\r\nList-Unsubscribe: <{https}>,\r\n <{mailto}>\r\n" in head
-    assert mailto == "mailto:unsubscribe@example.com?subject=unsubscribe"
+    assert mailto == "mailto:unsubscribe@example.com?subject=unsubscribe%207f3c-spring"
     parts = urlsplit(https)
     assert (parts.scheme, parts.netloc, parts.path) == ("https", "example.com", "/unsubscribe")
     query = {key: values[0] for key, values in parse_qs(parts.query).items()}
@@ -133,7 +133,9 @@ def test_list_unsubscribe_https_and_mailto() -> None:
 def test_mailto_only_has_no_one_click_header() -> None:
     only_mailto = replace(SETTINGS, unsubscribe_url=None, unsubscribe_secret=None)
     parsed = _parse(build_campaign_message(only_mailto, ANN))
-    assert _unsubscribe_entries(parsed) == ["mailto:unsubscribe@example.com?subject=unsubscribe"]
+    assert _unsubscribe_entries(parsed) == [
+        "mailto:unsubscribe@example.com?subject=unsubscribe%207f3c-spring"
+    ]
     assert parsed["List-Unsubscribe-Post"] is None
 
 
