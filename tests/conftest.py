@@ -20,6 +20,7 @@ if _REPO_ROOT not in sys.path:
 
 import pytest  # noqa: E402
 
+from tests.support.dovecot import DovecotServer  # noqa: E402
 from tests.support.scripted_smtp import ScriptedSMTPServer  # noqa: E402
 from tests.support.secret_service import (  # noqa: E402
     PrivateSecretService,
@@ -115,3 +116,23 @@ def data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "data"
     path.mkdir()
     return path
+
+
+@pytest.fixture
+def dovecot(test_ca: TestCA) -> Iterator[Callable[..., DovecotServer]]:
+    """Factory: ``imap = dovecot()`` returns a running DovecotServer (Dovecot IMAP on
+    127.0.0.1, STARTTLS on ``imap.port``, implicit TLS on ``imap.tls_port``, certificate
+    from ``test_ca``); ``imap.add_user("alice", "pw")`` before or after. Keyword arguments
+    go to DovecotServer. Fails in CI / skips elsewhere when dovecot-imapd is missing; every
+    server is stopped and its directory removed after the test."""
+    servers: list[DovecotServer] = []
+
+    def start(**kwargs: Any) -> DovecotServer:
+        kwargs.setdefault("test_ca", test_ca)
+        server = DovecotServer(**kwargs)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in reversed(servers):
+        server.close()
