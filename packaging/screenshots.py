@@ -3,7 +3,8 @@
     QT_QPA_PLATFORM=offscreen python packaging/screenshots.py [--out resources/screenshots]
 
 It starts demo mode (three local SMTP servers, throwaway data), lets mail flow for a few
-seconds, then grabs the Providers page, the provider dialog and the Outbox to PNG. For the
+seconds, then grabs the Providers page, the provider dialog, the Outbox, the Campaigns page
+with its composer and report, and the Lists page to PNG. For the
 Dashboard it first writes a day of made-up health history for the demo providers into the
 real rollup table (an outage, a maintenance window, errors; ``core/health/sample_history``),
 since a demo that just started has only a few minutes of its own.
@@ -30,6 +31,8 @@ from desktop_app.core.health.sample_history import Event, SampleProvider, write_
 from desktop_app.core.runtime import LoopThread
 from desktop_app.core.workspace import Workspace
 from desktop_app.ui.bridge import CoreBridge
+from desktop_app.ui.campaign_editor import CampaignEditor
+from desktop_app.ui.campaign_report import CampaignReportDialog
 from desktop_app.ui.delivery_controller import DeliveryController
 from desktop_app.ui.main_window import MainWindow
 from desktop_app.ui.maintenance_dialog import MaintenanceDialog
@@ -144,6 +147,32 @@ def main() -> int:
         maintenance.grab().save(str(out / "maintenance_dialog.png"))
         QTimer.singleShot(0, maintenance.close)
         pump(app, 0.2)
+        window.navigation.setCurrentRow(1)
+        pump(app, 20.0)  # the campaign's mail queues behind the demo's sample messages
+        window.campaigns.reload()
+        pump(app, 1.0)
+        window.campaigns.table.selectRow(1)  # the campaign that is sending: its actions show
+        pump(app, 0.3)
+        window.grab().save(str(out / "campaigns.png"))
+        editor = CampaignEditor(
+            workspace, bridge, workspace.campaigns.get("Summer offers (draft)"), parent=window
+        )
+        editor.resize(1100, 700)
+        editor.show()
+        pump(app, 1.5)  # the list's columns, a sample subscriber, the first preview
+        editor.grab().save(str(out / "campaign_editor.png"))
+        QTimer.singleShot(0, editor.close)
+        pump(app, 0.2)
+        report = CampaignReportDialog(workspace, bridge, "Spring newsletter", parent=window)
+        report.show()
+        pump(app, 1.0)
+        report.grab().save(str(out / "campaign_report.png"))
+        QTimer.singleShot(0, report.close)
+        pump(app, 0.2)
+        window.navigation.setCurrentRow(5)
+        window.lists.reload()
+        pump(app, 1.0)
+        window.grab().save(str(out / "lists.png"))
     finally:
         window.quit()
         controller.stop()

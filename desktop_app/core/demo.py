@@ -20,6 +20,7 @@ from aiosmtpd.controller import Controller
 
 from desktop_app.core.compose import build_message
 from desktop_app.core.models import ProviderConfig, RateLimits, Security
+from desktop_app.core.storage.campaigns import CampaignDraft
 from desktop_app.core.workspace import Workspace
 
 #: The flaky provider is down for this many seconds out of every cycle.
@@ -135,6 +136,41 @@ class DemoProviders:
                 for n in range(1, SAMPLE_MESSAGES + 1)
             ]
         )
+        self._populate_campaigns(workspace)
+
+    def _populate_campaigns(self, workspace: Workspace) -> None:
+        """A subscriber list, a campaign that goes out during the demo, and a draft."""
+        cities = ("Oslo", "Lisbon", "Kraków", "Montréal", "Osaka")
+        rows = ["email,name,city,plan"] + [
+            f"reader{n:03d}@example.org,Reader {n},{cities[n % 5]},{('free', 'pro')[n % 2]}"
+            for n in range(1, 121)
+        ]
+        source = self.data_dir / "demo-readers.csv"
+        source.write_text("\n".join(rows) + "\n", encoding="utf-8")
+        workspace.create_list("Demo readers")
+        workspace.import_list("Demo readers", source)
+        workspace.suppress("reader007@example.org", detail="asked by phone")
+        html = (
+            "<h1>Hello {{ name }}</h1>\n<p>The weather in {{ city }} is lovely this week.</p>\n"
+            "<p>You are on the <b>{{ plan }}</b> plan.</p>\n"
+            "<p><a href='{{ unsubscribe_url }}'>Unsubscribe</a></p>\n"
+        )
+        for name, subject in (
+            ("Spring newsletter", "{{ name }}, spring is here in {{ city }}"),
+            ("Summer offers (draft)", "Summer offers for {{ plan }} readers"),
+        ):
+            workspace.campaigns.create(
+                CampaignDraft(
+                    name=name,
+                    list_name="Demo readers",
+                    from_address="news@relaydesk-demo.example",
+                    from_name="Relaydesk demo",
+                    subject=subject,
+                    html=html,
+                    unsubscribe_mailto="unsubscribe@relaydesk-demo.example",
+                )
+            )
+        workspace.campaigns.send("Spring newsletter")
 
     def stop(self) -> None:
         for _name, controller in self.controllers:
