@@ -70,11 +70,19 @@ def preview(settings: CampaignSettings, recipient: Recipient) -> RenderedContent
 
 def preflight(settings: CampaignSettings, sample: Sequence[Recipient]) -> None:
     """Everything that must hold before anything is queued; raises ``UserInputError``
-    (a ``TemplateError`` naming the subscriber for a template that fails on one)."""
+    (a ``TemplateError`` naming the subscriber for a template that fails on one).
+
+    One whole message is built (headers, MIME, attachments); for the rest of the sample only
+    the templates are rendered, which is what varies per subscriber and costs a fifth as
+    much: this runs while the person who clicked "Send" waits.
+    """
     validate_campaign_settings(settings)
-    for recipient in sample:
+    for index, recipient in enumerate(sample):
         try:
-            build_campaign_message(settings, recipient)
+            if index == 0:
+                build_campaign_message(settings, recipient)
+            else:
+                preview(settings, recipient)
         except TemplateError as error:
             raise TemplateError(
                 error.part, error.line, f"{error.problem} (for subscriber {recipient.email})"

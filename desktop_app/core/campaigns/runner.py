@@ -1,5 +1,6 @@
 """Moves campaigns along on the delivery loop: starts scheduled ones when their time comes,
-renders recipients into the outbox a batch at a time just ahead of the engine, pauses a
+renders recipients into the outbox a batch at a time just ahead of the engine (in a child
+process: campaigns/render_pool.py), pauses a
 campaign whose permanent failures pass the threshold, and marks finished ones completed.
 
 Every step is a database transaction, so the runner itself holds nothing that a crash could
@@ -20,7 +21,8 @@ from dataclasses import dataclass
 
 from desktop_app.core.campaigns.lifecycle import CampaignState
 from desktop_app.core.campaigns.message import CampaignSettings
-from desktop_app.core.campaigns.rendering import campaign_settings, render_batch
+from desktop_app.core.campaigns.render_pool import RenderPool
+from desktop_app.core.campaigns.rendering import campaign_settings
 from desktop_app.core.events import CampaignChanged, Event, EventSink
 from desktop_app.core.models import MessageState
 from desktop_app.core.secrets import SecretStore
@@ -82,6 +84,7 @@ class CampaignRunner:
         self._low_water = low_water
         self._on_mail_queued = on_mail_queued
         self._message_settings: dict[int, CampaignSettings] = {}
+        self._renderer = RenderPool()
         self._wake = asyncio.Event()
         self._stop = False
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
@@ -104,6 +107,7 @@ class CampaignRunner:
         finally:
             self._executor.shutdown(wait=True)
             self._executor = None
+            await asyncio.to_thread(self._renderer.close)
 
     def wake(self) -> None:
         """A campaign was sent, resumed or cancelled: look now (loop thread)."""
@@ -180,7 +184,7 @@ class CampaignRunner:
             self._campaigns.pause(campaign.id, reason)
             return CampaignChanged(campaign.id, campaign.name, "paused", reason, auto=True), 0
         pending = self._campaigns.pending_batch(campaign.id, self._batch_size)
-        batch = render_batch(settings, campaign.id, pending)
+        batch = self._renderer.render(settings, campaign.id, pending)
         if not self._campaigns.store_batch(campaign.id, batch):
             return None, 0  # paused or cancelled while rendering: nothing was queued
         queued = len(batch.queued)
