@@ -137,6 +137,25 @@ class CampaignChanged:
     queued: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class BouncesRecorded:
+    """A mailbox pass (or the engine's refusals) found new bounces or unsubscribe requests."""
+
+    mailbox: str
+    hard: int
+    soft: int
+    unsubscribed: int
+    suppressed: int
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxStatusChanged:
+    """A watched mailbox connected, or failed (``error``), or is idle-waiting."""
+
+    mailbox: str
+    error: str | None
+
+
 Event = (
     AttemptRecorded
     | MessageStateChanged
@@ -150,6 +169,8 @@ Event = (
     | AlertRaised
     | AlertResolved
     | CampaignChanged
+    | BouncesRecorded
+    | MailboxStatusChanged
 )
 
 

@@ -64,23 +64,42 @@ def resolve_backend() -> KeyringBackend:
 
 
 class SecretStore:
-    """Passwords of providers, by provider ``uid``."""
+    """Passwords of providers (by provider ``uid``) and of IMAP mailboxes, and the key that
+    signs unsubscribe links."""
 
     def set_password(self, uid: str, password: str) -> None:
-        try:
-            resolve_backend().set_password(SERVICE, _entry(uid), password)
-        except keyring.errors.KeyringError as exc:
-            raise KeyringUnavailableError(f"{NO_KEYRING_HINT} ({type(exc).__name__})") from None
+        self._set(_entry(uid), password)
 
     def get_password(self, uid: str) -> str | None:
+        return self._get(_entry(uid))
+
+    def delete_password(self, uid: str) -> None:
+        self._delete(_entry(uid))
+
+    def set_mailbox_password(self, uid: str, password: str) -> None:
+        self._set(f"imap:{uid}", password)
+
+    def get_mailbox_password(self, uid: str) -> str | None:
+        return self._get(f"imap:{uid}")
+
+    def delete_mailbox_password(self, uid: str) -> None:
+        self._delete(f"imap:{uid}")
+
+    def _set(self, entry: str, password: str) -> None:
         try:
-            return resolve_backend().get_password(SERVICE, _entry(uid))
+            resolve_backend().set_password(SERVICE, entry, password)
         except keyring.errors.KeyringError as exc:
             raise KeyringUnavailableError(f"{NO_KEYRING_HINT} ({type(exc).__name__})") from None
 
-    def delete_password(self, uid: str) -> None:
+    def _get(self, entry: str) -> str | None:
         try:
-            resolve_backend().delete_password(SERVICE, _entry(uid))
+            return resolve_backend().get_password(SERVICE, entry)
+        except keyring.errors.KeyringError as exc:
+            raise KeyringUnavailableError(f"{NO_KEYRING_HINT} ({type(exc).__name__})") from None
+
+    def _delete(self, entry: str) -> None:
+        try:
+            resolve_backend().delete_password(SERVICE, entry)
         except keyring.errors.PasswordDeleteError:
             pass  # nothing stored: nothing to delete
         except keyring.errors.KeyringError as exc:

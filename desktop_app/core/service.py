@@ -1,11 +1,12 @@
-"""Delivery with its companions: the engine, the campaign runner, the health monitor and
-the alerter, wired once.
+"""Delivery with its companions: the engine, the campaign runner, the mailbox watcher, the
+health monitor and the alerter, wired once.
 
 The GUI's controller and ``relaydesk run`` both run this, under the instance lock (the
 runner, the monitor and the alerter write state that must have one writer per data folder):
 
     engine events   -> sink (GUI bridge / CLI printer), health monitor, alerter
     runner events   -> sink, alerter (a campaign paused by its failure threshold)
+    mailbox watcher -> sink (bounces and unsubscribe requests read over IMAP)
     monitor events  -> sink, alerter
     alerter events  -> sink
 """
@@ -17,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from desktop_app.core.bounces.watcher import MailboxWatcher
 from desktop_app.core.campaigns.runner import CampaignRunner
 from desktop_app.core.delivery.engine import DeliveryEngine
 from desktop_app.core.events import EventHub, EventSink
@@ -63,6 +65,7 @@ class DeliveryService:
         self.campaigns: CampaignRunner = workspace.create_campaign_runner(
             watchers, clock=clock, on_mail_queued=self._wake_engine
         )
+        self.mailbox_watcher: MailboxWatcher = workspace.create_mailbox_watcher(watchers)
         self._workspace = workspace
 
     async def run(self, *, until_idle: bool = False) -> None:
@@ -71,6 +74,7 @@ class DeliveryService:
             asyncio.create_task(self.monitor.run(), name="health-monitor"),
             asyncio.create_task(self.alerter.run(), name="alerter"),
             asyncio.create_task(self.campaigns.run(), name="campaign-runner"),
+            asyncio.create_task(self.mailbox_watcher.run(), name="mailbox-watcher"),
         ]
         try:
             await self.engine.run(until_idle=until_idle, pending_work=self._workspace.pending_work)
@@ -78,6 +82,7 @@ class DeliveryService:
             self.monitor.request_stop()
             self.alerter.request_stop()
             self.campaigns.request_stop()
+            self.mailbox_watcher.request_stop()
             for result in await asyncio.gather(*watching, return_exceptions=True):
                 if isinstance(result, BaseException):
                     log.error("a companion of the engine failed: %s", result)

@@ -165,6 +165,22 @@ SPECS: dict[str, SettingSpec] = {
             1,
             1_000_000,
         ),
+        SettingSpec(
+            "bounces.soft_limit",
+            "Suppress an address after this many soft bounces",
+            int,
+            3,
+            1,
+            100,
+        ),
+        SettingSpec(
+            "bounces.poll_seconds",
+            "Check mailboxes without IMAP IDLE every (seconds)",
+            float,
+            60.0,
+            5,
+            3600,
+        ),
     )
 }
 

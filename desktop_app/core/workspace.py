@@ -15,6 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from desktop_app.core.bounces.checker import MailboxChecker
+from desktop_app.core.bounces.imap_session import MailboxError
+from desktop_app.core.bounces.mailboxes import MailboxConfig, MailboxRole, validate_mailbox
+from desktop_app.core.bounces.processor import MailboxReport
+from desktop_app.core.bounces.watcher import MailboxWatcher, WatchOptions
 from desktop_app.core.campaigns.addresses import (
     InvalidAddressError,
     address_key,
@@ -41,6 +46,7 @@ from desktop_app.core.models import MaintenanceWindow, OutboxCounts, ProviderCon
 from desktop_app.core.paths import resolve_data_dir
 from desktop_app.core.secrets import SecretStore
 from desktop_app.core.settings import SettingsStore
+from desktop_app.core.storage.bounces import BounceRepository
 from desktop_app.core.storage.campaigns import CampaignRepository
 from desktop_app.core.storage.database import DATABASE_FILENAME, Database
 from desktop_app.core.storage.health import HealthRepository
@@ -50,6 +56,7 @@ from desktop_app.core.storage.lists import (
     SubscriberList,
     Suppression,
 )
+from desktop_app.core.storage.mailboxes import MailboxRepository
 from desktop_app.core.storage.maintenance import MaintenanceRepository
 from desktop_app.core.storage.outbox import NewMessage, OutboxRepository
 from desktop_app.core.storage.providers import ProviderRepository
@@ -74,6 +81,8 @@ class Workspace:
         self.health = HealthRepository(database)
         self.lists = ListRepository(database)
         self.secrets = secrets or SecretStore()
+        self.mailboxes = MailboxRepository(database)
+        self.bounces = BounceRepository(database)
         self.campaign_store = CampaignRepository(database, self.outbox)
         #: Campaigns as the window and the command line drive them (campaigns/manager.py).
         self.campaigns = CampaignManager(
@@ -215,7 +224,69 @@ class Workspace:
 
     def create_campaign_runner(self, events: EventSink, **options: Any) -> CampaignRunner:
         """The campaign runner; run it on the loop thread next to the engine, under the lock."""
-        return CampaignRunner(self.campaign_store, self.settings, self.secrets, events, **options)
+        return CampaignRunner(
+            self.campaign_store, self.bounces, self.settings, self.secrets, events, **options
+        )
+
+    # -- mailboxes (bounces, unsubscribe requests, delivery probes) ----------------------------
+
+    def mailbox_checker(self) -> MailboxChecker:
+        return MailboxChecker(
+            self.mailboxes,
+            self.bounces,
+            self.secrets,
+            lambda: int(self.settings.get("bounces.soft_limit")),
+        )
+
+    def create_mailbox_watcher(self, events: EventSink) -> MailboxWatcher:
+        """Watches the bounce and unsubscribe mailboxes; run it on the loop thread."""
+        return MailboxWatcher(
+            self.mailbox_checker(),
+            events,
+            options=lambda: WatchOptions(
+                poll_seconds=float(self.settings.get("bounces.poll_seconds"))
+            ),
+        )
+
+    def configure_mailbox(self, config: MailboxConfig, password: str | None) -> MailboxConfig:
+        """Add a mailbox (a password is needed) or change one (the password stays unless
+        given). The password goes to the keyring, never the database."""
+        config = validate_mailbox(config)
+        if password is not None:
+            check_no_line_breaks("password", password)
+        try:
+            existing: MailboxConfig | None = self.mailboxes.get(config.name)
+        except UserInputError:
+            existing = None
+        if existing is None and not password:
+            raise UserInputError("a new mailbox needs its password (--password-stdin)")
+        saved = self.mailboxes.save(config)
+        if password:
+            try:
+                self.secrets.set_mailbox_password(saved.uid, password)
+            except KeyringUnavailableError:
+                if existing is None:
+                    self.mailboxes.remove(saved.name)  # no half-configured mailbox
+                raise
+        return saved
+
+    def remove_mailbox(self, name: str) -> MailboxConfig:
+        removed = self.mailboxes.remove(name)
+        self.secrets.delete_mailbox_password(removed.uid)
+        return removed
+
+    def check_mailboxes(self) -> list[MailboxReport | MailboxError]:
+        """Read every enabled bounce and unsubscribe mailbox once (``bounces check``)."""
+        checker = self.mailbox_checker()
+        results: list[MailboxReport | MailboxError] = []
+        for mailbox in self.mailboxes.all():
+            if not mailbox.enabled or mailbox.role is MailboxRole.SEED:
+                continue
+            try:
+                results.append(checker.check(mailbox))
+            except MailboxError as error:
+                results.append(error)
+        return results
 
     def pending_work(self) -> int:
         """What ``run --until-idle`` waits for: mail in the outbox still to deliver, plus

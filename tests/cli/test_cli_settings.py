@@ -25,6 +25,8 @@ KEYS = [
     "alerts.email_from",
     "campaigns.auto_pause_failure_percent",
     "campaigns.auto_pause_min_messages",
+    "bounces.soft_limit",
+    "bounces.poll_seconds",
 ]
 
 

@@ -34,6 +34,8 @@ DOCUMENTED_DEFAULTS = {
     "alerts.email_from": "",
     "campaigns.auto_pause_failure_percent": 10.0,
     "campaigns.auto_pause_min_messages": 50,
+    "bounces.soft_limit": 3,
+    "bounces.poll_seconds": 60.0,
 }
 
 

@@ -23,10 +23,11 @@ from desktop_app.core.campaigns.lifecycle import CampaignState
 from desktop_app.core.campaigns.message import CampaignSettings
 from desktop_app.core.campaigns.render_pool import RenderPool
 from desktop_app.core.campaigns.rendering import campaign_settings
-from desktop_app.core.events import CampaignChanged, Event, EventSink
+from desktop_app.core.events import BouncesRecorded, CampaignChanged, Event, EventSink
 from desktop_app.core.models import MessageState
 from desktop_app.core.secrets import SecretStore
 from desktop_app.core.settings import SettingsStore
+from desktop_app.core.storage.bounces import BounceRepository
 from desktop_app.core.storage.campaigns import Campaign, CampaignRepository, RecipientState
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class CampaignRunner:
     def __init__(
         self,
         campaigns: CampaignRepository,
+        bounces: BounceRepository,
         settings: SettingsStore,
         secrets: SecretStore,
         events: EventSink,
@@ -75,6 +77,7 @@ class CampaignRunner:
         on_mail_queued: Callable[[], None] | None = None,
     ) -> None:
         self._campaigns = campaigns
+        self._bounces = bounces
         self._settings = settings
         self._secrets = secrets
         self._events = events
@@ -141,7 +144,15 @@ class CampaignRunner:
             min_messages=int(self._settings.get("campaigns.auto_pause_min_messages")),
         )
         queued_total = 0
-        for campaign in self._campaigns.in_state(CampaignState.SENDING):
+        sending = self._campaigns.in_state(CampaignState.SENDING)
+        refused = self._bounces.record_refusals([c.id for c in sending])
+        if refused.hard:
+            events.append(
+                BouncesRecorded(
+                    "refused at RCPT TO", len(refused.hard), 0, 0, len(refused.suppressed)
+                )
+            )
+        for campaign in sending:
             event, queued = self._advance(campaign, threshold, now)
             queued_total += queued
             if event is not None:

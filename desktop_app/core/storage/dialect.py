@@ -83,6 +83,24 @@ def lock_for_claim(query: _SelectT) -> _SelectT:
     return query.with_for_update(skip_locked=True)
 
 
+def insert_unless_present(
+    connection: Connection, table: Any, key: Sequence[str], values: dict[str, Any]
+) -> bool:
+    """INSERT ``values`` unless a row with the same ``key`` columns exists; True if inserted.
+
+    ``ON CONFLICT DO NOTHING`` on both SQLite (>= 3.24) and PostgreSQL: one statement, no
+    race between a SELECT and the INSERT.
+    """
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    statement: Any
+    if connection.dialect.name == "postgresql":
+        statement = postgresql.insert(table).on_conflict_do_nothing(index_elements=key)
+    else:
+        statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=key)
+    return bool(connection.execute(statement.values(**values)).rowcount)
+
+
 def translate_database_error(exc: DatabaseError, location: str) -> EnvironmentProblem | None:
     """Turn a driver error a user can meet in the field into a one-line message.
 

@@ -370,3 +370,70 @@ class CampaignRecipientRow(Base):
     state: Mapped[str] = mapped_column(String(16))
     outbox_id: Mapped[int | None] = mapped_column(Integer)
     detail: Mapped[str | None] = mapped_column(String(300))
+
+
+class MailboxRow(Base):
+    """An IMAP mailbox Relaydesk reads. Its password is in the keyring (``imap:<uid>``)."""
+
+    __tablename__ = "imap_mailboxes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uid: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # bounces/mailboxes.py MailboxRole
+    provider_uid: Mapped[str | None] = mapped_column(String(36))  # one per provider, or global
+    host: Mapped[str] = mapped_column(String(255))
+    port: Mapped[int] = mapped_column(Integer)
+    security: Mapped[str] = mapped_column(String(10))
+    username: Mapped[str] = mapped_column(String(255))
+    folder: Mapped[str] = mapped_column(String(200))
+    processed_folder: Mapped[str] = mapped_column(String(200))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Where reading got to: UIDs are only comparable under one UIDVALIDITY (RFC 3501 2.3.1.1).
+    uidvalidity: Mapped[int | None] = mapped_column(Integer)
+    last_uid: Mapped[int] = mapped_column(Integer, default=0)
+    last_checked_at: Mapped[float | None] = mapped_column(Float)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class BounceEventRow(Base):
+    """One address a bounce or an unsubscribe request was about; each is stored once."""
+
+    __tablename__ = "bounce_events"
+    __table_args__ = (
+        UniqueConstraint("bounce_key", "address", "kind", name="uq_bounce_events_once"),
+        Index("ix_bounce_events_address", "address", "kind"),
+        Index("ix_bounce_events_campaign", "campaign_id", "kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailbox_id: Mapped[int | None] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(16))  # hard | soft | unsubscribe
+    address: Mapped[str] = mapped_column(String(320))
+    # The bounce's own Message-ID (or mailbox/UIDVALIDITY/UID): the same bounce read twice,
+    # or delivered twice, counts once.
+    bounce_key: Mapped[str] = mapped_column(String(300))
+    outbox_id: Mapped[int | None] = mapped_column(Integer)
+    campaign_id: Mapped[int | None] = mapped_column(Integer)
+    message_id: Mapped[str | None] = mapped_column(String(255))  # of the mail that bounced
+    status: Mapped[str | None] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(String(300), default="")
+    received_at: Mapped[float] = mapped_column(Float)
+
+
+class UnrecognisedMessageRow(Base):
+    """A message in a bounce mailbox no detector could read: left in place for a person."""
+
+    __tablename__ = "unrecognised_messages"
+    __table_args__ = (
+        UniqueConstraint("mailbox_id", "uidvalidity", "uid", name="uq_unrecognised_once"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(Integer)
+    uidvalidity: Mapped[int] = mapped_column(Integer)
+    uid: Mapped[int] = mapped_column(Integer)
+    sender: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(300))
+    received_at: Mapped[float] = mapped_column(Float)

@@ -1,0 +1,69 @@
+"""One pass over one mailbox: open, read what is new, apply it, close (blocking)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from imapclient import IMAPClient
+
+from desktop_app.core.bounces.imap_session import MailboxError, close_mailbox, open_mailbox
+from desktop_app.core.bounces.mailboxes import MailboxConfig
+from desktop_app.core.bounces.processor import MailboxReport, process_mailbox
+from desktop_app.core.secrets import SecretStore
+from desktop_app.core.storage.bounces import Applied, BounceRepository
+from desktop_app.core.storage.mailboxes import MailboxRepository
+
+
+class MailboxChecker:
+    """Reads mailboxes with what it needs to apply what it finds."""
+
+    def __init__(
+        self,
+        mailboxes: MailboxRepository,
+        bounces: BounceRepository,
+        secrets: SecretStore,
+        soft_limit: Callable[[], int],
+    ) -> None:
+        self.mailboxes = mailboxes
+        self.bounces = bounces
+        self.secrets = secrets
+        self._soft_limit = soft_limit
+
+    def open(self, mailbox: MailboxConfig, *, timeout: float = 30.0) -> IMAPClient:
+        return open_mailbox(
+            mailbox, self.secrets.get_mailbox_password(mailbox.uid), timeout=timeout
+        )
+
+    def check(self, mailbox: MailboxConfig) -> MailboxReport:
+        """Open, process once, close; the outcome (or the error) is stored on the mailbox."""
+        try:
+            client = self.open(mailbox)
+            try:
+                report = self.process(client, mailbox)
+            finally:
+                close_mailbox(client)
+        except MailboxError as error:
+            assert mailbox.id is not None
+            self.mailboxes.record_check(mailbox.id, str(error))
+            raise
+        return report
+
+    def process(
+        self,
+        client: IMAPClient,
+        mailbox: MailboxConfig,
+        on_applied: Callable[[Applied], None] | None = None,
+    ) -> MailboxReport:
+        assert mailbox.id is not None
+        # Re-read: the position may have moved since the caller loaded the config.
+        current = self.mailboxes.get(mailbox.name)
+        report = process_mailbox(
+            client,
+            current,
+            self.bounces,
+            self.mailboxes,
+            soft_limit=self._soft_limit(),
+            on_applied=on_applied,
+        )
+        self.mailboxes.record_check(mailbox.id, None)
+        return report
