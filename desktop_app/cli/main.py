@@ -13,6 +13,7 @@ from pathlib import Path
 
 from desktop_app import __version__
 from desktop_app.cli import (
+    bounce_commands,
     campaign_commands,
     health_commands,
     list_commands,
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     health_commands.register(commands)
     list_commands.register(commands)
     campaign_commands.register(commands)
+    bounce_commands.register(commands)
     return parser
 
 
