@@ -229,5 +229,13 @@ def _report(ws: Workspace, args: argparse.Namespace, out: TextIO) -> None:
     print(f"  {counts or 'nothing sent yet'}", file=out)
     for provider, count in sorted(report.by_provider.items()):
         print(f"  via {provider}: {count}", file=out)
+    feedback = report.as_json()
+    bounces = feedback["bounces"]
+    if bounces["hard"] or bounces["soft"] or feedback["unsubscribed"]:
+        print(
+            f"  bounces: hard {bounces['hard']}, soft {bounces['soft']}; "
+            f"unsubscribed by mail {feedback['unsubscribed']}",
+            file=out,
+        )
     for failure in report.failures:
         print(f"  failed {failure.email}: {failure.reason}", file=out)

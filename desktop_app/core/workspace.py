@@ -86,7 +86,12 @@ class Workspace:
         self.campaign_store = CampaignRepository(database, self.outbox)
         #: Campaigns as the window and the command line drive them (campaigns/manager.py).
         self.campaigns = CampaignManager(
-            self.campaign_store, self.lists, self.outbox, self.providers, self.secrets
+            self.campaign_store,
+            self.lists,
+            self.outbox,
+            self.providers,
+            self.secrets,
+            self.bounces,
         )
 
     @classmethod

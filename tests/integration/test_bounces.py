@@ -153,6 +153,9 @@ def test_bounces_in_every_format_suppress_correlate_and_move(
     counts = ws.campaigns.report(campaign.name).counts
     assert counts == {"sent": 8, "bounced": 4}
     assert ws.bounces.campaign_counts(campaign.id) == {"hard": 4, "soft": 4}
+    document = ws.campaigns.report(campaign.name).as_json()
+    assert document["bounces"] == {"hard": 4, "soft": 4}
+    assert document["counts"]["bounced"] == 4
     # Recognised ones moved, unrecognised ones left in place; nothing deleted.
     assert len(imap.fetch_all("bounces", "INBOX")) == 2
     assert len(imap.fetch_all("bounces", "Processed")) == 8
@@ -216,6 +219,7 @@ def test_an_unsubscribe_request_by_mail_suppresses_its_sender(
     statuses = {s.email: s.status for s in ws.lists.iter_subscribers("readers")}
     assert statuses["r2@example.net"] == "unsubscribed"
     assert ws.bounces.campaign_counts(campaign.id) == {"unsubscribe": 1}
+    assert ws.campaigns.report(campaign.name).as_json()["unsubscribed"] == 1
     assert len(imap.fetch_all("unsubscribe", "INBOX")) == 1  # the thank-you stays for a person
 
 

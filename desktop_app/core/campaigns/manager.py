@@ -40,6 +40,7 @@ from desktop_app.core.campaigns.report import CampaignReport, failures_of, write
 from desktop_app.core.campaigns.templates import RenderedContent
 from desktop_app.core.errors import UserInputError
 from desktop_app.core.secrets import SecretStore
+from desktop_app.core.storage.bounces import BounceRepository
 from desktop_app.core.storage.campaigns import Campaign, CampaignDraft, CampaignRepository
 from desktop_app.core.storage.lists import ListRepository, Subscriber
 from desktop_app.core.storage.outbox import OutboxRepository
@@ -73,7 +74,9 @@ class CampaignManager:
         outbox: OutboxRepository,
         providers: ProviderRepository,
         secrets: SecretStore,
+        bounces: BounceRepository,
     ) -> None:
+        self._bounces = bounces
         self._campaigns = campaigns
         self._lists = lists
         self._outbox = outbox
@@ -207,6 +210,7 @@ class CampaignManager:
             counts=self._campaigns.counts(campaign.id),
             by_provider=self._campaigns.counts_by_provider(campaign.id),
             failures=failures_of(self._campaigns.outcomes(campaign.id, failures_only=True)),
+            feedback=self._bounces.campaign_counts(campaign.id),
         )
 
     def progress(self) -> dict[int, tuple[int, int]]:

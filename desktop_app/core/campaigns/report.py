@@ -7,7 +7,7 @@ import csv
 import os
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,8 @@ class CampaignReport:
     counts: dict[str, int]
     by_provider: dict[str, int]
     failures: tuple[Failure, ...]
+    #: From the bounce and unsubscribe mailboxes: "hard", "soft", "unsubscribe" counts.
+    feedback: dict[str, int] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
@@ -69,6 +71,11 @@ class CampaignReport:
             "counts": {state: self.counts.get(state, 0) for state in REPORT_STATES},
             "by_provider": dict(sorted(self.by_provider.items())),
             "failures": [{"email": f.email, "reason": f.reason} for f in self.failures],
+            "bounces": {
+                "hard": self.feedback.get("hard", 0),
+                "soft": self.feedback.get("soft", 0),
+            },
+            "unsubscribed": self.feedback.get("unsubscribe", 0),
         }
 
 
