@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from desktop_app.core.bounces.checker import MailboxChecker
+from desktop_app.core.bounces.checker import MailboxChecker, MailboxTest
 from desktop_app.core.bounces.imap_session import MailboxError
 from desktop_app.core.bounces.mailboxes import MailboxConfig, MailboxRole, validate_mailbox
 from desktop_app.core.bounces.processor import MailboxReport
@@ -274,6 +274,11 @@ class Workspace:
                     self.mailboxes.remove(saved.name)  # no half-configured mailbox
                 raise
         return saved
+
+    def test_mailbox(self, config: MailboxConfig, password: str | None = None) -> MailboxTest:
+        """Log in and open the folder with these settings (the password typed, or the one
+        stored for the mailbox); reads and moves nothing."""
+        return self.mailbox_checker().test(validate_mailbox(config), password)
 
     def remove_mailbox(self, name: str) -> MailboxConfig:
         removed = self.mailboxes.remove(name)

@@ -356,3 +356,21 @@ async def _until(predicate: Callable[[], Any], timeout: float = 15.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("timed out")
         await asyncio.sleep(0.1)
+
+
+def test_test_connection_logs_in_and_reads_nothing(
+    workspace: Workspace, imap: DovecotServer, test_ca: TestCA, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    test_ca.trust(monkeypatch)
+    imap.append("bounces", "INBOX", samples.ordinary("ann@example.org"))
+    config = mailbox(imap, security=Security.TLS, port=imap.tls_port)
+
+    result = workspace.test_mailbox(config, PASSWORD)  # before it is saved: the typed password
+
+    assert result.messages == 1 and result.idle and result.latency_ms > 0
+    assert workspace.mailboxes.all() == []
+    with pytest.raises(MailboxError, match="folder 'Nope' does not exist"):
+        workspace.test_mailbox(mailbox(imap, folder="Nope"), PASSWORD)
+    with pytest.raises(MailboxError, match="refused"):
+        workspace.test_mailbox(config, "wrong")
+    assert len(imap.fetch_all("bounces", "INBOX")) == 1

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
 
 from desktop_app.core.bounces.imap_session import MailboxError, close_mailbox, open_mailbox
 from desktop_app.core.bounces.mailboxes import MailboxConfig
@@ -12,6 +15,15 @@ from desktop_app.core.bounces.processor import MailboxReport, process_mailbox
 from desktop_app.core.secrets import SecretStore
 from desktop_app.core.storage.bounces import Applied, BounceRepository
 from desktop_app.core.storage.mailboxes import MailboxRepository
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxTest:
+    """What "Test connection" found: it logged in and could open the folder."""
+
+    latency_ms: float
+    messages: int  # in the folder read
+    idle: bool  # the server announces new mail (IMAP IDLE); else it is polled
 
 
 class MailboxChecker:
@@ -33,6 +45,26 @@ class MailboxChecker:
         return open_mailbox(
             mailbox, self.secrets.get_mailbox_password(mailbox.uid), timeout=timeout
         )
+
+    def test(self, mailbox: MailboxConfig, password: str | None) -> MailboxTest:
+        """Connect, log in (``password``, or the stored one) and open the folder; nothing
+        is read or moved. Raises ``MailboxError`` (one line)."""
+        started = time.perf_counter()
+        if password is None and mailbox.uid:
+            password = self.secrets.get_mailbox_password(mailbox.uid)
+        client = open_mailbox(mailbox, password, timeout=15.0)
+        try:
+            try:
+                selected = client.select_folder(mailbox.folder, readonly=True)
+            except IMAPClientError:
+                raise MailboxError(f"folder {mailbox.folder!r} does not exist") from None
+            return MailboxTest(
+                latency_ms=(time.perf_counter() - started) * 1000,
+                messages=int(selected.get(b"EXISTS", 0)),
+                idle=bool(client.has_capability("IDLE")),
+            )
+        finally:
+            close_mailbox(client)
 
     def check(self, mailbox: MailboxConfig) -> MailboxReport:
         """Open, process once, close; the outcome (or the error) is stored on the mailbox."""
