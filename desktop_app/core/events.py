@@ -156,6 +156,14 @@ class MailboxStatusChanged:
     error: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryProbeLost:
+    """A provider accepted a delivery probe that never reached the seed mailbox."""
+
+    provider_name: str
+    sent_at: float
+
+
 Event = (
     AttemptRecorded
     | MessageStateChanged
@@ -171,6 +179,7 @@ Event = (
     | CampaignChanged
     | BouncesRecorded
     | MailboxStatusChanged
+    | DeliveryProbeLost
 )
 
 

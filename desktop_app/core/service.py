@@ -7,6 +7,7 @@ runner, the monitor and the alerter write state that must have one writer per da
     engine events   -> sink (GUI bridge / CLI printer), health monitor, alerter
     runner events   -> sink, alerter (a campaign paused by its failure threshold)
     mailbox watcher -> sink (bounces and unsubscribe requests read over IMAP)
+    delivery prober -> sink, alerter (a probe the provider accepted never arrived)
     monitor events  -> sink, alerter
     alerter events  -> sink
 """
@@ -18,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 
+from desktop_app.core.bounces.delivery_probes import DeliveryProber
 from desktop_app.core.bounces.watcher import MailboxWatcher
 from desktop_app.core.campaigns.runner import CampaignRunner
 from desktop_app.core.delivery.engine import DeliveryEngine
@@ -66,6 +68,9 @@ class DeliveryService:
             watchers, clock=clock, on_mail_queued=self._wake_engine
         )
         self.mailbox_watcher: MailboxWatcher = workspace.create_mailbox_watcher(watchers)
+        self.delivery_prober: DeliveryProber = workspace.create_delivery_prober(
+            watchers, clock=clock
+        )
         self._workspace = workspace
 
     async def run(self, *, until_idle: bool = False) -> None:
@@ -75,6 +80,7 @@ class DeliveryService:
             asyncio.create_task(self.alerter.run(), name="alerter"),
             asyncio.create_task(self.campaigns.run(), name="campaign-runner"),
             asyncio.create_task(self.mailbox_watcher.run(), name="mailbox-watcher"),
+            asyncio.create_task(self.delivery_prober.run(), name="delivery-prober"),
         ]
         try:
             await self.engine.run(until_idle=until_idle, pending_work=self._workspace.pending_work)
@@ -83,6 +89,7 @@ class DeliveryService:
             self.alerter.request_stop()
             self.campaigns.request_stop()
             self.mailbox_watcher.request_stop()
+            self.delivery_prober.request_stop()
             for result in await asyncio.gather(*watching, return_exceptions=True):
                 if isinstance(result, BaseException):
                     log.error("a companion of the engine failed: %s", result)

@@ -181,6 +181,36 @@ SPECS: dict[str, SettingSpec] = {
             5,
             3600,
         ),
+        SettingSpec(
+            "delivery_probes.interval_minutes",
+            "Send an end-to-end delivery probe through each provider every (minutes; 0: off)",
+            float,
+            0.0,
+            0,
+            1440,
+        ),
+        SettingSpec(
+            "delivery_probes.timeout_minutes",
+            "A probe not in the seed mailbox after this long is lost (minutes)",
+            float,
+            15.0,
+            0.1,
+            1440,
+        ),
+        SettingSpec(
+            "delivery_probes.seed_address",
+            "Delivery probes go to (the seed mailbox's address)",
+            str,
+            "",
+            check=_optional_address("delivery_probes.seed_address"),
+        ),
+        SettingSpec(
+            "delivery_probes.from_address",
+            "Delivery probes come from",
+            str,
+            "",
+            check=_optional_address("delivery_probes.from_address"),
+        ),
     )
 }
 

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from desktop_app.core.bounces.checker import MailboxChecker, MailboxTest
+from desktop_app.core.bounces.delivery_probes import DeliveryProber
 from desktop_app.core.bounces.imap_session import MailboxError
-from desktop_app.core.bounces.mailboxes import MailboxConfig, MailboxRole, validate_mailbox
+from desktop_app.core.bounces.mailboxes import MailboxConfig, validate_mailbox
 from desktop_app.core.bounces.processor import MailboxReport
 from desktop_app.core.bounces.watcher import MailboxWatcher, WatchOptions
 from desktop_app.core.campaigns.addresses import (
@@ -49,6 +50,7 @@ from desktop_app.core.settings import SettingsStore
 from desktop_app.core.storage.bounces import BounceRepository
 from desktop_app.core.storage.campaigns import CampaignRepository
 from desktop_app.core.storage.database import DATABASE_FILENAME, Database
+from desktop_app.core.storage.delivery_probes import DeliveryProbeRepository
 from desktop_app.core.storage.health import HealthRepository
 from desktop_app.core.storage.lists import (
     ImportReport,
@@ -83,6 +85,7 @@ class Workspace:
         self.secrets = secrets or SecretStore()
         self.mailboxes = MailboxRepository(database)
         self.bounces = BounceRepository(database)
+        self.delivery_probes = DeliveryProbeRepository(database)
         self.campaign_store = CampaignRepository(database, self.outbox)
         #: Campaigns as the window and the command line drive them (campaigns/manager.py).
         self.campaigns = CampaignManager(
@@ -241,6 +244,13 @@ class Workspace:
             self.bounces,
             self.secrets,
             lambda: int(self.settings.get("bounces.soft_limit")),
+            probes=self.delivery_probes,
+        )
+
+    def create_delivery_prober(self, events: EventSink, **options: Any) -> DeliveryProber:
+        """End-to-end delivery probes; run on the loop thread (off unless configured)."""
+        return DeliveryProber(
+            self.delivery_probes, self.providers, self.settings, self.secrets, events, **options
         )
 
     def create_mailbox_watcher(self, events: EventSink) -> MailboxWatcher:
@@ -286,11 +296,12 @@ class Workspace:
         return removed
 
     def check_mailboxes(self) -> list[MailboxReport | MailboxError]:
-        """Read every enabled bounce and unsubscribe mailbox once (``bounces check``)."""
+        """Read every enabled mailbox once (``bounces check``): bounces, unsubscribe
+        requests, delivery probes."""
         checker = self.mailbox_checker()
         results: list[MailboxReport | MailboxError] = []
         for mailbox in self.mailboxes.all():
-            if not mailbox.enabled or mailbox.role is MailboxRole.SEED:
+            if not mailbox.enabled:
                 continue
             try:
                 results.append(checker.check(mailbox))
@@ -407,6 +418,7 @@ class Workspace:
             time.time() if now is None else now,
             live=live,
             uptime_target=float(self.settings.get("health.uptime_target_percent")),
+            delivery=self.delivery_probes.figures,
         )
 
 

@@ -22,11 +22,13 @@ from desktop_app.core.events import (
     AlertRaised,
     AlertResolved,
     AttemptRecorded,
+    BouncesRecorded,
     CampaignChanged,
     EngineStatusChanged,
     Event,
     FailoverHappened,
     IncidentChanged,
+    MailboxStatusChanged,
     MessageStateChanged,
     ProbeRecorded,
     ProviderHealthChanged,
@@ -64,6 +66,8 @@ class CoreBridge(QObject):
         alert_raised(AlertRaised)
         alert_resolved(AlertResolved)
         campaign_changed(CampaignChanged)
+        bounces_recorded(BouncesRecorded)
+        mailbox_status_changed(MailboxStatusChanged)
     """
 
     attempts_recorded = Signal(list)
@@ -77,6 +81,8 @@ class CoreBridge(QObject):
     alert_raised = Signal(object)
     alert_resolved = Signal(object)
     campaign_changed = Signal(object)
+    bounces_recorded = Signal(object)
+    mailbox_status_changed = Signal(object)
     _request_finished = Signal(int, object, object)
     _events_ready = Signal()
 
@@ -149,6 +155,10 @@ class CoreBridge(QObject):
                 self.alert_resolved.emit(event)
             elif isinstance(event, CampaignChanged):
                 self.campaign_changed.emit(event)
+            elif isinstance(event, BouncesRecorded):
+                self.bounces_recorded.emit(event)
+            elif isinstance(event, MailboxStatusChanged):
+                self.mailbox_status_changed.emit(event)
         if attempts:
             self.attempts_recorded.emit(attempts)
         if states:

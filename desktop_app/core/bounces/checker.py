@@ -14,6 +14,7 @@ from desktop_app.core.bounces.mailboxes import MailboxConfig
 from desktop_app.core.bounces.processor import MailboxReport, process_mailbox
 from desktop_app.core.secrets import SecretStore
 from desktop_app.core.storage.bounces import Applied, BounceRepository
+from desktop_app.core.storage.delivery_probes import DeliveryProbeRepository
 from desktop_app.core.storage.mailboxes import MailboxRepository
 
 
@@ -35,7 +36,10 @@ class MailboxChecker:
         bounces: BounceRepository,
         secrets: SecretStore,
         soft_limit: Callable[[], int],
+        *,
+        probes: DeliveryProbeRepository | None = None,
     ) -> None:
+        self.probes = probes
         self.mailboxes = mailboxes
         self.bounces = bounces
         self.secrets = secrets
@@ -95,6 +99,7 @@ class MailboxChecker:
             self.bounces,
             self.mailboxes,
             soft_limit=self._soft_limit(),
+            probes=self.probes,
             on_applied=on_applied,
         )
         self.mailboxes.record_check(mailbox.id, None)

@@ -15,16 +15,20 @@ from __future__ import annotations
 import email
 import email.policy
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
+from desktop_app.core.bounces.delivery_probes import probe_token
 from desktop_app.core.bounces.imap_session import MailboxError
 from desktop_app.core.bounces.mailboxes import MailboxConfig, MailboxRole
 from desktop_app.core.bounces.reading import read_bounce, read_unsubscribe_request
 from desktop_app.core.storage.bounces import Applied, BounceRepository
+from desktop_app.core.storage.delivery_probes import DeliveryProbeRepository
 from desktop_app.core.storage.mailboxes import MailboxRepository
 
 log = logging.getLogger(__name__)
@@ -44,6 +48,7 @@ class MailboxReport:
     applied: Applied = field(default_factory=Applied)
     unrecognised: list[tuple[int, str, str]] = field(default_factory=list)  # uid, from, subject
     moved: int = 0
+    probes_seen: int = 0
 
 
 def process_mailbox(
@@ -53,6 +58,7 @@ def process_mailbox(
     mailboxes: MailboxRepository,
     *,
     soft_limit: int,
+    probes: DeliveryProbeRepository | None = None,
     on_applied: Callable[[Applied], None] | None = None,
 ) -> MailboxReport:
     """One pass; raises ``MailboxError`` (one line) when the server fails mid-way. What was
@@ -75,16 +81,18 @@ def process_mailbox(
                 for uid in chunk
                 if sizes.get(uid, {}).get(b"RFC822.SIZE", 0) <= MAX_MESSAGE_BYTES
             ]
-            fetched = client.fetch(small, ["BODY.PEEK[]"]) if small else {}
+            fetched = client.fetch(small, ["BODY.PEEK[]", "INTERNALDATE"]) if small else {}
             recognised: list[int] = []
             for uid in chunk:
-                raw = fetched.get(uid, {}).get(b"BODY[]")
+                item = fetched.get(uid, {})
+                raw = item.get(b"BODY[]")
                 report.read += 1
-                applied = (
-                    _apply(raw, mailbox, uidvalidity, uid, bounces, soft_limit)
-                    if isinstance(raw, bytes)
-                    else None
-                )
+                if not isinstance(raw, bytes):
+                    applied = None
+                elif mailbox.role is MailboxRole.SEED:
+                    applied = _seen_probe(raw, item.get(b"INTERNALDATE"), probes, report)
+                else:
+                    applied = _apply(raw, mailbox, uidvalidity, uid, bounces, soft_limit)
                 if applied is None:
                     sender, subject = _summary(raw if isinstance(raw, bytes) else b"")
                     bounces.add_unrecognised(mailbox.id, uidvalidity, uid, sender, subject)
@@ -131,6 +139,22 @@ def _apply(
         mailbox_id=mailbox.id,
         soft_limit=soft_limit,
     )
+
+
+def _seen_probe(
+    raw: bytes,
+    arrived: object,
+    probes: DeliveryProbeRepository | None,
+    report: MailboxReport,
+) -> Applied | None:
+    """A delivery probe in the seed mailbox: its arrival time is the server's INTERNALDATE."""
+    token = probe_token(raw)
+    if token is None or probes is None:
+        return None
+    seen_at = arrived.timestamp() if isinstance(arrived, datetime) else time.time()
+    if probes.mark_seen(token, seen_at):
+        report.probes_seen += 1
+    return Applied()
 
 
 def _move(client: IMAPClient, uids: list[int], folder: str) -> int:

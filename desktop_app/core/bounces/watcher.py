@@ -1,4 +1,4 @@
-"""Watches the bounce and unsubscribe mailboxes while the app runs.
+"""Watches the bounce, unsubscribe and delivery-probe (seed) mailboxes while the app runs.
 
 One thread per mailbox (imapclient blocks): connect, read what is new, then wait in IMAP
 IDLE (RFC 2177) for the server to announce new mail, re-issuing IDLE every few minutes as
@@ -22,7 +22,7 @@ from imapclient.exceptions import IMAPClientError
 
 from desktop_app.core.bounces.checker import MailboxChecker
 from desktop_app.core.bounces.imap_session import MailboxError, close_mailbox
-from desktop_app.core.bounces.mailboxes import MailboxConfig, MailboxRole
+from desktop_app.core.bounces.mailboxes import MailboxConfig
 from desktop_app.core.events import BouncesRecorded, Event, EventSink, MailboxStatusChanged
 from desktop_app.core.storage.bounces import Applied
 
@@ -81,11 +81,7 @@ class MailboxWatcher:
     # -- threads -------------------------------------------------------------------------------
 
     def _reconcile(self, configs: list[MailboxConfig]) -> None:
-        wanted = {
-            c.name: c
-            for c in configs
-            if c.enabled and c.role in (MailboxRole.BOUNCES, MailboxRole.UNSUBSCRIBE)
-        }
+        wanted = {c.name: c for c in configs if c.enabled}
         for name, (config, _stop, thread) in list(self._threads.items()):
             if name not in wanted or _settings_of(wanted[name]) != _settings_of(config):
                 self._stop_thread(name)

@@ -21,6 +21,7 @@ class AlertRule(StrEnum):
     BACKLOG_AGE = "backlog_age"
     UPTIME_BELOW_TARGET = "uptime_below_target"
     CAMPAIGN_PAUSED = "campaign_paused"  # by its permanent-failure threshold
+    DELIVERY_LOST = "delivery_lost"  # accepted by SMTP, never reached the seed mailbox
 
 
 SEVERITY = {
@@ -31,6 +32,7 @@ SEVERITY = {
     AlertRule.BACKLOG_AGE: "critical",
     AlertRule.UPTIME_BELOW_TARGET: "warning",
     AlertRule.CAMPAIGN_PAUSED: "critical",
+    AlertRule.DELIVERY_LOST: "critical",
 }
 
 

@@ -22,6 +22,7 @@ from desktop_app.core.events import (
     AlertRaised,
     AlertResolved,
     CampaignChanged,
+    DeliveryProbeLost,
     Event,
     EventSink,
     FailoverHappened,
@@ -134,6 +135,16 @@ class Alerter:
                     SEVERITY[AlertRule.CAMPAIGN_PAUSED],
                     f"Campaign {event.name!r} {event.detail}",
                     now,
+                )
+            )
+        elif isinstance(event, DeliveryProbeLost):
+            self._raise(
+                self.policy.event(
+                    AlertRule.DELIVERY_LOST,
+                    event.provider_name,
+                    now,
+                    f"{event.provider_name} accepted a delivery probe that never arrived: "
+                    "it may be dropping mail silently",
                 )
             )
         elif isinstance(event, QuotaExhausted):

@@ -47,6 +47,9 @@ class ProviderFigures:
     sent_24h: int = 0
     incidents: tuple[Incident, ...] = ()  # newest first
     uptime_target: float = 99.9  # percent (setting health.uptime_target_percent)
+    # End-to-end delivery probes (bounces/delivery_probes.py), last 24 h.
+    delivery_latency_p50_ms: float | None = None
+    delivery_failures_24h: int = 0
 
     def as_json(self, now: float) -> dict[str, Any]:
         """The JSON object of ``relaydesk health --json`` (see README)."""
@@ -67,6 +70,8 @@ class ProviderFigures:
             "error_rate_24h": _round(self.error_rate_24h, 3),
             "errors_24h": dict(self.errors_24h),
             "sent_24h": self.sent_24h,
+            "delivery_latency_p50_ms": _round(self.delivery_latency_p50_ms, 1),
+            "delivery_failures_24h": self.delivery_failures_24h,
             "incidents": [
                 {
                     "started_at": incident.started_at,

@@ -7,12 +7,13 @@ the error rate is the share of real sends that did not deliver.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from desktop_app.core.health import histogram, maintenance
 from desktop_app.core.health.figures import ProviderFigures
 from desktop_app.core.health.rollup import DAY, OUTCOME_COLUMNS, RANGES
 from desktop_app.core.models import BreakerState, ProviderConfig
+from desktop_app.core.storage.delivery_probes import DeliveryFigures
 from desktop_app.core.storage.health import HealthRepository, StoredStatus
 
 #: A stored status older than this was written by an app that is no longer watching.
@@ -29,6 +30,7 @@ def compute_figures(
     *,
     live: LiveStates | None = None,
     uptime_target: float = 99.9,
+    delivery: Callable[[str, float], DeliveryFigures] | None = None,
 ) -> list[ProviderFigures]:
     """Figures for each provider, in the order given (most preferred first).
 
@@ -47,6 +49,7 @@ def compute_figures(
             for key, span in RANGES.items()
         }
         counts = day.counts
+        probes = delivery(provider.uid, now - DAY) if delivery is not None else None
         sends = sum(counts.get(column, 0) for column in OUTCOME_COLUMNS.values())
         sent = counts.get("sent", 0)
         errors = {
@@ -73,6 +76,8 @@ def compute_figures(
                 sent_24h=sent,
                 incidents=tuple(health.incidents(provider.uid, now - INCIDENT_HISTORY)),
                 uptime_target=uptime_target,
+                delivery_latency_p50_ms=probes.latency_p50_ms if probes else None,
+                delivery_failures_24h=probes.lost if probes else 0,
             )
         )
     return figures

@@ -437,3 +437,25 @@ class UnrecognisedMessageRow(Base):
     sender: Mapped[str] = mapped_column(String(320))
     subject: Mapped[str] = mapped_column(String(300))
     received_at: Mapped[float] = mapped_column(Float)
+
+
+class DeliveryProbeRow(Base):
+    """One end-to-end delivery probe: SMTP said what it said; did the mail arrive?"""
+
+    __tablename__ = "delivery_probes"
+    __table_args__ = (
+        Index("ix_delivery_probes_provider_sent", "provider_uid", "sent_at"),
+        Index("ix_delivery_probes_status", "status", "sent_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token: Mapped[str] = mapped_column(String(40), unique=True)  # in the X-Relaydesk-Probe header
+    provider_uid: Mapped[str] = mapped_column(String(36))
+    provider_name: Mapped[str] = mapped_column(String(100))
+    sent_at: Mapped[float] = mapped_column(Float)
+    smtp_latency_ms: Mapped[float | None] = mapped_column(Float)
+    # pending -> delivered | lost (accepted, never arrived) ; send_failed (SMTP refused it)
+    status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(String(300), default="")
+    seen_at: Mapped[float | None] = mapped_column(Float)
+    delivery_latency_ms: Mapped[float | None] = mapped_column(Float)
