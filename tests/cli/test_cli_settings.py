@@ -27,6 +27,10 @@ KEYS = [
     "campaigns.auto_pause_min_messages",
     "bounces.soft_limit",
     "bounces.poll_seconds",
+    "delivery_probes.interval_minutes",
+    "delivery_probes.timeout_minutes",
+    "delivery_probes.seed_address",
+    "delivery_probes.from_address",
 ]
 
 

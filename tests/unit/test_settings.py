@@ -36,6 +36,10 @@ DOCUMENTED_DEFAULTS = {
     "campaigns.auto_pause_min_messages": 50,
     "bounces.soft_limit": 3,
     "bounces.poll_seconds": 60.0,
+    "delivery_probes.interval_minutes": 0.0,
+    "delivery_probes.timeout_minutes": 15.0,
+    "delivery_probes.seed_address": "",
+    "delivery_probes.from_address": "",
 }
 
 
