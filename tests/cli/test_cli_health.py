@@ -23,6 +23,8 @@ JSON_KEYS = {
     "error_rate_24h",
     "sent_24h",
     "incidents",
+    "delivery_latency_p50_ms",
+    "delivery_failures_24h",
 }
 
 
