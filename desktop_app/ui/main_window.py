@@ -31,21 +31,31 @@ from desktop_app.ui.compose_page import ComposePage
 from desktop_app.ui.dashboard_page import DashboardPage
 from desktop_app.ui.delivery_controller import DeliveryController
 from desktop_app.ui.lists_page import ListsPage
+from desktop_app.ui.mailboxes_page import MailboxesPage
 from desktop_app.ui.network_watch import NetworkWatch
 from desktop_app.ui.outbox_page import OutboxPage
 from desktop_app.ui.providers_page import ProvidersPage
 from desktop_app.ui.tray import Tray, overall_health
 
 # Ctrl+1.. follow this order; new pages go last so the shortcuts people learned stay.
-PAGES = ("Dashboard", "Campaigns", "Outbox", "Providers", "Alerts", "Lists", "Compose")
+PAGES = (
+    "Dashboard",
+    "Campaigns",
+    "Outbox",
+    "Providers",
+    "Alerts",
+    "Lists",
+    "Compose",
+    "Mailboxes",
+)
 REFRESH_MS = 1000
 #: How long a problem stays in the banner (and the status bar) before others may replace it.
 PROBLEM_MS = 15000
 
 
 class MainWindow(QMainWindow):
-    """Dashboard, Campaigns, Outbox, Providers, Alerts, Lists and Compose pages around one
-    delivery service."""
+    """Dashboard, Campaigns, Outbox, Providers, Alerts, Lists, Compose and Mailboxes pages
+    around one delivery service."""
 
     def __init__(
         self,
@@ -78,6 +88,7 @@ class MainWindow(QMainWindow):
         self.alerts = AlertsPage(workspace, bridge)
         self.lists = ListsPage(workspace, bridge)
         self.campaigns = CampaignsPage(workspace, bridge, controller)
+        self.mailboxes = MailboxesPage(workspace, bridge)
         self.pages = QStackedWidget()
         self.navigation = QListWidget()
         self.navigation.setAccessibleName("Navigation")
@@ -92,6 +103,7 @@ class MainWindow(QMainWindow):
                 self.alerts,
                 self.lists,
                 self.compose,
+                self.mailboxes,
             ),
             strict=True,
         ):

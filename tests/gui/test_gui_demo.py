@@ -107,8 +107,18 @@ def test_demo_sends_and_quits_cleanly_on_sigterm(
     assert "Traceback" not in output and "Fatal Python error" not in output, output[-3000:]
     assert "termination signal: quitting" in log.read_text()
 
-    # A clean stop: nothing left in flight, nothing lost (150 sample messages).
+    # A clean stop: nothing left in flight, nothing lost: the 150 sample messages, and each
+    # of the demo campaign's 120 recipients either in the outbox or still waiting its turn.
     states = outbox_states(database)
     assert "sending" not in states, states
-    assert sum(states.values()) == 150, states
     assert states.get("sent", 0) >= 5
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5) as connection:
+        (single,) = connection.execute("SELECT count(*) FROM outbox WHERE campaign_id IS NULL")
+        (rendered,) = connection.execute(
+            "SELECT count(*) FROM outbox WHERE campaign_id IS NOT NULL"
+        )
+        (waiting,) = connection.execute(
+            "SELECT count(*) FROM campaign_recipients WHERE state != 'queued'"
+        )
+    assert single == (150,), states
+    assert rendered[0] + waiting[0] == 120, (rendered, waiting)

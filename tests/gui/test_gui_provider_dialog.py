@@ -23,7 +23,7 @@ from pytestqt.qtbot import QtBot
 
 from desktop_app.core.models import Security
 from desktop_app.ui.provider_dialog import ProviderDialog
-from tests.support.qt_helpers import settle
+from tests.support.qt_helpers import choose, retype, settle
 
 FORM_ORDER = (
     "name",
@@ -56,26 +56,6 @@ def dialog(stack: Any, qtbot: QtBot) -> ProviderDialog:
 
 def save_button(dialog: ProviderDialog) -> QPushButton:
     return dialog.buttons.button(QDialogButtonBox.StandardButton.Save)
-
-
-def retype(qtbot: QtBot, widget: QWidget, text: str) -> None:
-    """Select everything in the field and type over it, as a person would."""
-    target = widget.lineEdit() if isinstance(widget, QAbstractSpinBox) else widget
-    qtbot.keyClick(target, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
-    if text:
-        qtbot.keyClicks(target, text)
-    else:
-        qtbot.keyClick(target, Qt.Key.Key_Backspace)
-
-
-def choose(qtbot: QtBot, combo: QComboBox, prefix: str) -> None:
-    """Pick an entry with the keyboard: Home, then Down until it shows."""
-    qtbot.keyClick(combo, Qt.Key.Key_Home)
-    for _ in range(combo.count()):
-        if combo.currentText().startswith(prefix):
-            return
-        qtbot.keyClick(combo, Qt.Key.Key_Down)
-    raise AssertionError(f"no entry {prefix!r} in {combo.objectName()}")
 
 
 def form_fields(dialog: ProviderDialog) -> list[tuple[str, QWidget]]:
