@@ -1,8 +1,8 @@
 """The Dashboard's table of providers: live state and current health figures, one row each.
 
 States come from the engine's events as they happen; the figures (uptime per range against
-the target, latency p50/p95, error rate and sends of the last 24 h) from
-``Workspace.health_figures``, read on the loop thread every few seconds.
+the target, latency p50/p95, error rate and sends of the last 24 h, end-to-end delivery
+probes) from ``Workspace.health_figures``, read on the loop thread every few seconds.
 """
 
 from __future__ import annotations
@@ -26,7 +26,17 @@ COLUMNS = (
     "p95",
     "Errors 24 h",
     "Sent 24 h",
+    "Delivery p50",
+    "Lost 24 h",
 )
+DELIVERY_P50_COLUMN = COLUMNS.index("Delivery p50")
+LOST_COLUMN = COLUMNS.index("Lost 24 h")
+HEADER_TOOLTIPS = {
+    DELIVERY_P50_COLUMN: "Delivery probes, last 24 h: median time from send → visible in the "
+    "seed mailbox",
+    LOST_COLUMN: "Delivery probes of the last 24 h accepted by SMTP but never arrived "
+    "in the seed mailbox",
+}
 NOT_TRIED = "not tried yet"
 
 
@@ -38,12 +48,23 @@ def _ms(value: float | None) -> str:
     return "—" if value is None else f"{value:,.0f} ms"
 
 
+def _delivery_time(value: float | None) -> str:
+    """A delivery takes seconds to minutes: ms below a second, seconds above."""
+    if value is None:
+        return "—"
+    return f"{value:,.0f} ms" if value < 1000 else f"{value / 1000:,.1f} s"
+
+
 class ProviderHealthTable(QTableWidget):
     """One row per provider, most preferred first."""
 
     def __init__(self) -> None:
         super().__init__(0, len(COLUMNS))
         self.setHorizontalHeaderLabels(COLUMNS)
+        for column, tip in HEADER_TOOLTIPS.items():
+            header_item = self.horizontalHeaderItem(column)
+            if header_item is not None:
+                header_item.setToolTip(tip)
         self.setAccessibleName("Provider health")
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
@@ -104,20 +125,44 @@ class ProviderHealthTable(QTableWidget):
             self._set(row, 7, _ms(figure.latency_p95_ms))
             self._set(row, 8, _percent(figure.error_rate_24h, 2))
             self._set(row, 9, f"{figure.sent_24h:,}")
+            self._set(
+                row,
+                DELIVERY_P50_COLUMN,
+                _delivery_time(figure.delivery_latency_p50_ms),
+                tip=HEADER_TOOLTIPS[DELIVERY_P50_COLUMN],
+            )
+            lost = figure.delivery_failures_24h
+            self._set(
+                row,
+                LOST_COLUMN,
+                f"{lost:,}",
+                alarm=lost > 0,
+                tip=f"{lost:,} delivery probes accepted by SMTP but never arrived (24 h)",
+            )
 
     def text(self, row: int, column: int) -> str:
         item = self.item(row, column)
         return "" if item is None else item.text()
 
-    def _set(self, row: int, column: int, text: str, *, below: bool = False) -> None:
+    def _set(
+        self,
+        row: int,
+        column: int,
+        text: str,
+        *,
+        below: bool = False,
+        alarm: bool = False,
+        tip: str = "",
+    ) -> None:
+        """Below the uptime target (``below``) or otherwise wrong (``alarm``): red, and said
+        in words in the tooltip for screen readers too."""
         item = self.item(row, column)
         if item is None:
             item = QTableWidgetItem()
             self.setItem(row, column, item)
         item.setText(text)
-        # Below the uptime target: red, and said in words for screen readers too.
-        item.setForeground(QBrush(QColor(DOWN_COLOUR)) if below else QBrush())
-        item.setToolTip("below the uptime target" if below else "")
+        item.setForeground(QBrush(QColor(DOWN_COLOUR)) if below or alarm else QBrush())
+        item.setToolTip("below the uptime target" if below else tip)
 
     def _fit_height(self) -> None:
         rows = max(1, self.rowCount())

@@ -15,6 +15,9 @@ made on the loop thread and read on the GUI thread.
 ``load`` reads a whole range; ``load_since`` brings an earlier series up to date by reading
 only the last few buckets (the monitor re-writes the current minute every few seconds) and
 sliding the grid, which is what the live Dashboard does about once a second.
+
+A series also carries the end-to-end delivery probes sent within its range
+(``DeliveryPoints``), read from ``delivery_probes`` in the same two ways.
 """
 
 from __future__ import annotations
@@ -38,11 +41,17 @@ from desktop_app.core.health.rollup import RANGES as RANGES  # the Dashboard rea
 from desktop_app.core.models import MaintenanceWindow, OutcomeClass
 from desktop_app.core.settings import SettingsStore
 from desktop_app.core.storage.database import Database
+from desktop_app.core.storage.delivery_probes import (
+    DeliveryProbeRepository,
+    ProbePoint,
+    ProbeStatus,
+)
 from desktop_app.core.storage.maintenance import windows_by_provider
 from desktop_app.core.storage.schema import HealthHourRow, HealthMinuteRow, ProviderRow
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
+IntArray = npt.NDArray[np.int32]
 #: A provider's newest name and its rows as [bucket_start, *COLUMNS].
 _Rows = tuple[str, FloatArray]
 
@@ -183,6 +192,115 @@ class ProviderSeries:
         return float(watched[-1]) if watched.size else None
 
 
+#: Probe statuses a series holds, by code: delivered and lost are charted; pending ones are
+#: held so that ``load_since`` notices when they turn delivered or lost. (A probe SMTP
+#: refused is an error of the provider, already charted as such.)
+PROBE_STATUSES: tuple[str, ...] = (ProbeStatus.PENDING, ProbeStatus.DELIVERED, ProbeStatus.LOST)
+PENDING, DELIVERED, LOST = range(len(PROBE_STATUSES))
+#: Statuses that can still change (a lost probe that turns up late becomes delivered).
+_CHANGING: tuple[str, ...] = (ProbeStatus.PENDING, ProbeStatus.LOST)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class DeliveryPoints:
+    """End-to-end delivery probes sent within a range, oldest first, one array entry each.
+
+    ``provider`` indexes ``uids``; ``status`` is a code (``PENDING``, ``DELIVERED``,
+    ``LOST``); ``latency_ms`` is send -> seen in the seed mailbox (NaN unless delivered).
+    """
+
+    uids: tuple[str, ...] = ()
+    provider: IntArray = field(default_factory=lambda: _frozen(np.zeros(0, dtype=np.int32)))
+    sent_at: FloatArray = field(default_factory=lambda: _frozen(np.zeros(0)))
+    status: IntArray = field(default_factory=lambda: _frozen(np.zeros(0, dtype=np.int32)))
+    latency_ms: FloatArray = field(default_factory=lambda: _frozen(np.zeros(0)))
+
+    @classmethod
+    def of(cls, points: Sequence[ProbePoint]) -> DeliveryPoints:
+        codes = {status: code for code, status in enumerate(PROBE_STATUSES)}
+        uids = tuple(sorted({point.provider_uid for point in points}))
+        index = {uid: n for n, uid in enumerate(uids)}
+        latency = [point.delivery_latency_ms for point in points]
+        return cls(
+            uids=uids,
+            provider=_frozen(
+                np.fromiter((index[p.provider_uid] for p in points), np.int32, len(points))
+            ),
+            sent_at=_frozen(np.fromiter((p.sent_at for p in points), np.float64, len(points))),
+            status=_frozen(np.fromiter((codes[p.status] for p in points), np.int32, len(points))),
+            latency_ms=_frozen(np.array([np.nan if v is None else v for v in latency], np.float64)),
+        )
+
+    def __len__(self) -> int:
+        return len(self.sent_at)
+
+    def of_provider(self, uid: str) -> BoolArray:
+        """Which entries are ``uid``'s."""
+        if uid not in self.uids:
+            return np.zeros(len(self), dtype=np.bool_)
+        return self.provider == self.uids.index(uid)
+
+    def delivered(self, uid: str) -> tuple[FloatArray, FloatArray]:
+        """(sent_at, delivery latency in ms) of ``uid``'s delivered probes."""
+        chosen = self.of_provider(uid) & (self.status == DELIVERED)
+        return self.sent_at[chosen], self.latency_ms[chosen]
+
+    def lost(self, uid: str) -> FloatArray:
+        """sent_at of ``uid``'s lost probes."""
+        return self.sent_at[self.of_provider(uid) & (self.status == LOST)]
+
+    def between(self, start: float, end: float) -> DeliveryPoints:
+        """The probes sent in [start, end)."""
+        first, last = np.searchsorted(self.sent_at, (start, end), side="left")
+        if first == 0 and last == len(self):
+            return self
+        window = slice(int(first), int(last))
+        return DeliveryPoints(
+            self.uids,
+            _frozen(self.provider[window]),
+            _frozen(self.sent_at[window]),
+            _frozen(self.status[window]),
+            _frozen(self.latency_ms[window]),
+        )
+
+    def changing_counts(self) -> dict[str, int]:
+        """How many are pending and lost (what ``status_counts`` answers for ``_CHANGING``)."""
+        return {
+            status: int(np.count_nonzero(self.status == code))
+            for code, status in enumerate(PROBE_STATUSES)
+            if status in _CHANGING
+        }
+
+    def same_as(self, other: DeliveryPoints) -> bool:
+        if len(self) != len(other):
+            return False
+        mine = np.array(self.uids, dtype=object)[self.provider] if len(self) else self.provider
+        theirs = np.array(other.uids, dtype=object)[other.provider] if len(other) else mine
+        return (
+            np.array_equal(mine, theirs)
+            and np.array_equal(self.sent_at, other.sent_at)
+            and np.array_equal(self.status, other.status)
+            and np.array_equal(self.latency_ms, other.latency_ms, equal_nan=True)
+        )
+
+    def followed_by(self, later: DeliveryPoints) -> DeliveryPoints:
+        """These probes, then ``later`` ones (all sent after these)."""
+        if not len(later):
+            return self
+        if not len(self):
+            return later
+        uids = tuple(sorted({*self.uids, *later.uids}))
+        index = np.array([uids.index(uid) for uid in self.uids], dtype=np.int32)
+        index_later = np.array([uids.index(uid) for uid in later.uids], dtype=np.int32)
+        return DeliveryPoints(
+            uids,
+            _frozen(np.concatenate((index[self.provider], index_later[later.provider]))),
+            _frozen(np.concatenate((self.sent_at, later.sent_at))),
+            _frozen(np.concatenate((self.status, later.status))),
+            _frozen(np.concatenate((self.latency_ms, later.latency_ms))),
+        )
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class HealthSeries:
     """Every provider's series over one range ending ``now``."""
@@ -196,6 +314,7 @@ class HealthSeries:
     #: What besides the rows shaped the series (providers, their windows, the target):
     #: ``load_since`` starts over from the rows only while this stays the same.
     setup: tuple[Any, ...] = ()
+    deliveries: DeliveryPoints = field(default_factory=DeliveryPoints)
 
     @property
     def setup_uids(self) -> set[str]:
@@ -247,7 +366,8 @@ def load(
         configured = _configured(connection)
     if target_percent is None:
         target_percent = float(SettingsStore(database).get("health.uptime_target_percent"))
-    return _assemble(span, now, grid, target_percent, {}, rows, configured)
+    deliveries = _read_deliveries(database, grid, since=grid.start, previous=None)
+    return _assemble(span, now, grid, target_percent, {}, rows, configured, deliveries)
 
 
 def load_since(database: Database, previous: HealthSeries, now: float) -> HealthSeries:
@@ -268,14 +388,20 @@ def load_since(database: Database, previous: HealthSeries, now: float) -> Health
     target_percent = float(SettingsStore(database).get("health.uptime_target_percent"))
     setup = _setup(configured, target_percent)
     first_reread = grid.index_of(since)
-    if shift == 0 and setup == previous.setup and _rows_match(previous, rows, first_reread):
+    deliveries = _read_deliveries(database, grid, since=since, previous=previous.deliveries)
+    if (
+        shift == 0
+        and setup == previous.setup
+        and deliveries is previous.deliveries
+        and _rows_match(previous, rows, first_reread)
+    ):
         return previous
     kept: dict[str, tuple[str, dict[str, FloatArray], BoolArray]] = {}
     for provider in previous.providers:
         raw = {name: _shifted(values, shift, first_reread) for name, values in provider.raw.items()}
         present = _shifted(provider.present, shift, first_reread)
         kept[provider.uid] = (provider.name, raw, present)
-    return _assemble(previous.span, now, grid, target_percent, kept, rows, configured)
+    return _assemble(previous.span, now, grid, target_percent, kept, rows, configured, deliveries)
 
 
 def _rows_match(previous: HealthSeries, found: Mapping[str, _Rows], first: int) -> bool:
@@ -298,6 +424,27 @@ def _rows_match(previous: HealthSeries, found: Mapping[str, _Rows], first: int) 
         provider.uid in found or not provider.present[first:].any()
         for provider in previous.providers
     )
+
+
+def _read_deliveries(
+    database: Database, grid: Grid, *, since: float, previous: DeliveryPoints | None
+) -> DeliveryPoints:
+    """The probes sent within ``grid``: those from ``since`` on read again, the older ones
+    kept from ``previous`` unless one of them changed (returns ``previous`` itself when
+    nothing did). Only pending and lost probes can change, and every change of theirs
+    changes how many are pending or lost: one count over the (status, sent_at) index, which
+    holds few of them, tells whether the older ones have to be read again."""
+    repository = DeliveryProbeRepository(database)
+    if previous is not None:
+        held = previous.between(grid.start, since)
+        if held.changing_counts() == repository.status_counts(grid.start, since, _CHANGING):
+            fresh = DeliveryPoints.of(repository.points(since, grid.end, PROBE_STATUSES))
+            if len(held) + len(fresh) == len(previous) and fresh.same_as(
+                previous.between(since, grid.end)
+            ):
+                return previous
+            return held.followed_by(fresh)
+    return DeliveryPoints.of(repository.points(grid.start, grid.end, PROBE_STATUSES))
 
 
 def _read_rows(connection: Connection, grid: Grid, *, since: float) -> dict[str, _Rows]:
@@ -372,6 +519,7 @@ def _assemble(
     kept: dict[str, tuple[str, dict[str, FloatArray], BoolArray]],
     found: Mapping[str, _Rows],
     configured: Mapping[str, _Configured],
+    deliveries: DeliveryPoints,
 ) -> HealthSeries:
     """Place the rows ``found`` on the grid over what was ``kept``; providers in priority
     order, then the ones no longer configured (their history stays) by name."""
@@ -420,6 +568,7 @@ def _assemble(
         target_percent=target_percent,
         providers=providers,
         setup=_setup(configured, target_percent),
+        deliveries=deliveries,
     )
 
 

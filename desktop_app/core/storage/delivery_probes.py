@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Collection
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import delete, func, insert, select, update
 
@@ -32,6 +34,16 @@ class DeliveryFigures:
     latency_p50_ms: float | None
     delivered: int
     lost: int
+
+
+class ProbePoint(NamedTuple):
+    """One probe as the Dashboard charts it."""
+
+    provider_uid: str
+    provider_name: str
+    sent_at: float
+    status: str
+    delivery_latency_ms: float | None  # None unless delivered
 
 
 class DeliveryProbeRepository:
@@ -135,6 +147,42 @@ class DeliveryProbeRepository:
             delivered=len(latencies),
             lost=int(lost or 0),
         )
+
+    def points(
+        self, since: float, until: float, statuses: Collection[str] | None = None
+    ) -> list[ProbePoint]:
+        """Probes sent in [since, until), oldest first; only those in ``statuses`` if given
+        (the (status, sent_at) index then does the work, not a scan of the table)."""
+        query = select(
+            DeliveryProbeRow.provider_uid,
+            DeliveryProbeRow.provider_name,
+            DeliveryProbeRow.sent_at,
+            DeliveryProbeRow.status,
+            DeliveryProbeRow.delivery_latency_ms,
+        ).where(DeliveryProbeRow.sent_at >= since, DeliveryProbeRow.sent_at < until)
+        if statuses is not None:
+            query = query.where(DeliveryProbeRow.status.in_(list(statuses)))
+        with self._database.read() as connection:
+            rows = connection.execute(query.order_by(DeliveryProbeRow.sent_at)).all()
+        return [ProbePoint(*row) for row in rows]
+
+    def status_counts(
+        self, since: float, until: float, statuses: Collection[str]
+    ) -> dict[str, int]:
+        """How many probes sent in [since, until) are in each of ``statuses`` (0 for none)."""
+        with self._database.read() as connection:
+            rows = connection.execute(
+                select(DeliveryProbeRow.status, func.count())
+                .where(
+                    DeliveryProbeRow.status.in_(list(statuses)),
+                    DeliveryProbeRow.sent_at >= since,
+                    DeliveryProbeRow.sent_at < until,
+                )
+                .group_by(DeliveryProbeRow.status)
+            ).all()
+        counts = dict.fromkeys(statuses, 0)
+        counts.update({status: int(count) for status, count in rows})
+        return counts
 
     def last_sent_at(self) -> float | None:
         with self._database.read() as connection:

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import QWidget
 
 from desktop_app.core.health.series import ERROR_CLASSES, HealthSeries, ProviderSeries
 from desktop_app.ui.charts.errors import ErrorRatePlot
-from desktop_app.ui.charts.latency import LatencyPlot
+from desktop_app.ui.charts.latency import RIGHT_AXIS_WIDTH, LatencyPlot
 from desktop_app.ui.charts.plot import HealthPlot
 from desktop_app.ui.charts.theme import (
     ERROR_COLOURS,
@@ -86,7 +86,7 @@ class HealthCharts(pg.GraphicsLayoutWidget):
         self.setBackground(background)
         self.setAccessibleName("Health charts")
         self._foreground = foreground
-        self.latency = LatencyPlot(foreground)
+        self.latency = LatencyPlot(foreground, background)
         self.errors = ErrorRatePlot(foreground)
         self.timeline = TimelinePlot(foreground)
         self.uptime = UptimePlot(foreground)
@@ -111,6 +111,14 @@ class HealthCharts(pg.GraphicsLayoutWidget):
             self.ci.layout.setRowStretchFactor(row, 1)
         self.ci.setContentsMargins(4, 4, 8, 4)
         self.ci.layout.setVerticalSpacing(2)
+        # The latency chart has an axis on the right (delivery probes); the timeline below
+        # it gets an empty one as wide: linked time axes line up by pixel, and a wider
+        # timeline showed a longer range than the chart above it.
+        self.timeline.item.showAxis("right")
+        spacer = self.timeline.item.getAxis("right")
+        spacer.setStyle(showValues=False)
+        spacer.setPen(pg.mkPen(None))
+        spacer.setWidth(RIGHT_AXIS_WIDTH)
         for plot in self.plots[1:]:
             plot.item.setXLink(self.latency.item)
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,7 +15,7 @@ from desktop_app.core.health import series
 from desktop_app.core.health.series import DAY, HOUR, MINUTE, Grid
 from desktop_app.core.models import MaintenanceKind, MaintenanceWindow, ProviderConfig, Security
 from desktop_app.core.settings import SettingsStore
-from desktop_app.core.storage.database import DATABASE_FILENAME, Database
+from desktop_app.core.storage.database import Database
 from desktop_app.core.storage.maintenance import MaintenanceRepository
 from desktop_app.core.storage.providers import ProviderRepository
 from desktop_app.core.storage.schema import HealthHourRow, HealthMinuteRow
@@ -25,13 +23,6 @@ from desktop_app.core.storage.schema import HealthHourRow, HealthMinuteRow
 #: A minute boundary plus 30 s: "now" is half-way through the current minute.
 NOW = 1_750_000_020.0 + 30.0
 CURRENT = math.floor(NOW / MINUTE) * MINUTE
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    opened = Database.open_file(tmp_path / DATABASE_FILENAME)
-    yield opened
-    opened.dispose()
 
 
 def put(database: Database, uid: str, name: str, bucket: float, **values: Any) -> None:
