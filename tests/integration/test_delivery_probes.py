@@ -15,7 +15,12 @@ import pytest
 
 from desktop_app.core.bounces.mailboxes import MailboxConfig, MailboxRole
 from desktop_app.core.events import AlertRaised, Event
-from desktop_app.core.models import ProviderConfig, Security
+from desktop_app.core.models import (
+    MaintenanceKind,
+    MaintenanceWindow,
+    ProviderConfig,
+    Security,
+)
 from desktop_app.core.service import DeliveryService
 from desktop_app.core.workspace import Workspace
 from tests.support.delivering_smtp import DeliveringSMTPServer
@@ -52,13 +57,21 @@ def test_a_round_trip_records_delivery_latency_and_a_dropping_provider_is_caught
     with (
         DeliveringSMTPServer(imap, "seed") as good,
         DeliveringSMTPServer(imap, "seed", drop=True) as dropper,
+        DeliveringSMTPServer(imap, "seed") as resting,
     ):
-        for name, server in (("good", good), ("dropper", dropper)):
+        for name, server in (("good", good), ("dropper", dropper), ("resting", resting)):
             ws.add_provider(
                 ProviderConfig(
                     name=name, host="127.0.0.1", port=server.port, security=Security.NONE
                 )
             )
+        # In maintenance: it takes no mail, probes included.
+        ws.add_maintenance(
+            "resting",
+            MaintenanceWindow(
+                kind=MaintenanceKind.ONCE, starts_at=time.time() - 60, ends_at=time.time() + 3600
+            ),
+        )
         ws.configure_mailbox(
             MailboxConfig(
                 name="seed",
@@ -100,6 +113,7 @@ def test_a_round_trip_records_delivery_latency_and_a_dropping_provider_is_caught
 
         asyncio.run(scenario())
         assert good.accepted == 1 and dropper.accepted == 1
+        assert resting.accepted == 0
 
     figures = {f.provider: f.as_json(time.time()) for f in ws.health_figures()}
     assert figures["good"]["delivery_failures_24h"] == 0

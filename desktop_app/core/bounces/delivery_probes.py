@@ -28,6 +28,7 @@ from email.utils import format_datetime, make_msgid
 from desktop_app.core.compose import WIRE_POLICY
 from desktop_app.core.delivery.smtp_connection import SmtpConnection, SmtpFailure
 from desktop_app.core.events import DeliveryProbeLost, EventSink
+from desktop_app.core.health import maintenance
 from desktop_app.core.models import OutcomeClass, ProviderConfig
 from desktop_app.core.secrets import SecretStore
 from desktop_app.core.settings import SettingsStore
@@ -136,7 +137,13 @@ class DeliveryProber:
         if now < self._next_round:
             return
         self._next_round = now + options.interval_seconds
-        providers = [p for p in await asyncio.to_thread(self._providers.all) if p.enabled]
+        # A provider in maintenance takes no mail: probing it would report a failure that
+        # is not one (and its uptime leaves the window out too).
+        providers = [
+            p
+            for p in await asyncio.to_thread(self._providers.all)
+            if p.enabled and maintenance.active_window(p.maintenance, now) is None
+        ]
         await asyncio.gather(*(self.send_probe(p, options) for p in providers))
         await asyncio.to_thread(self._probes.prune, now - KEEP_SECONDS)
 
