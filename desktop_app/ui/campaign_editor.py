@@ -1,5 +1,5 @@
-"""The campaign composer: content, list, sender, unsubscribe, headers, attachments, a live
-preview for one chosen subscriber, and the scheduling dialog.
+"""The campaign composer: content, list, sender, unsubscribe, headers, attachments, and a live
+preview for one chosen subscriber (the scheduling dialog is in schedule_dialog.py).
 
 Everything that reads the database or renders templates runs off the GUI thread through
 the bridge; the preview is re-rendered a moment after the last keystroke, and answers to
@@ -9,18 +9,15 @@ older renders are dropped so a slow one never overwrites a newer one.
 from __future__ import annotations
 
 import mimetypes
-import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QDateTime, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QColor, QFont, QFontDatabase, QTextCursor, QTextFormat
 from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
-    QDateTimeEdit,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
@@ -706,51 +703,6 @@ class CampaignEditor(QDialog):
         # The application outlives the dialog: a focus change must not reach a dead editor.
         _application().focusChanged.disconnect(self._on_app_focus_changed)
         self._preview_timer.stop()
-
-
-class ScheduleDialog(QDialog):
-    """When to start sending, in the computer's local time (its zone named)."""
-
-    def __init__(self, campaign_name: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle(f"Schedule — {campaign_name}")
-        now = QDateTime.currentDateTime()
-        self.when_edit = labelled(QDateTimeEdit(now.addSecs(3600)), "Send at")
-        self.when_edit.setCalendarPopup(True)
-        self.when_edit.setDisplayFormat("yyyy-MM-dd HH:mm")
-        self.when_edit.setMinimumDateTime(now)
-        zone = datetime.now().astimezone()
-        zone_name = bytes(now.timeZone().id().data()).decode() or (zone.tzname() or "")
-        self.zone_label = labelled(
-            QLabel(f"Local time: {zone_name} (UTC{zone.strftime('%z')})"), "Time zone"
-        )
-        self.error_label = QLabel()
-        self.error_label.setStyleSheet(_ERROR_STYLE)
-        self.error_label.setWordWrap(True)
-        buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
-        )
-        ok_button = buttons.button(QDialogButtonBox.StandardButton.Ok)
-        ok_button.setText("Schedule")
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form = QFormLayout()
-        form.addRow(f"Start sending {campaign_name!r} at", self.when_edit)
-        form.addRow("", self.zone_label)
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.error_label)
-        layout.addWidget(buttons)
-
-    def epoch(self) -> float:
-        return float(self.when_edit.dateTime().toSecsSinceEpoch())
-
-    def accept(self) -> None:
-        # The core sends at once when asked for a time already past: say so instead.
-        if self.epoch() <= time.time():
-            self.error_label.setText("Pick a time in the future (or use Send now).")
-            return
-        super().accept()
 
 
 def _buddy(text: str, field: QWidget) -> QLabel:

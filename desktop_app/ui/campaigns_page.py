@@ -43,11 +43,12 @@ from desktop_app.core.events import CampaignChanged
 from desktop_app.core.storage.campaigns import Campaign
 from desktop_app.core.workspace import Workspace
 from desktop_app.ui.bridge import CoreBridge, is_shutdown_error
-from desktop_app.ui.campaign_editor import CampaignEditor, ScheduleDialog
+from desktop_app.ui.campaign_editor import CampaignEditor
 from desktop_app.ui.campaign_report import CampaignReportDialog
 from desktop_app.ui.delivery_controller import DeliveryController
 from desktop_app.ui.import_wizard import one_line
 from desktop_app.ui.provider_dialog import labelled
+from desktop_app.ui.schedule_dialog import ScheduleDialog
 from desktop_app.ui.table_model import FlatTableModel
 
 _Index = QModelIndex | QPersistentModelIndex
