@@ -20,6 +20,7 @@ from desktop_app.cli import (
     maintenance_commands,
     outbox_commands,
     provider_commands,
+    provider_transfer_commands,
     settings_commands,
 )
 from desktop_app.cli.contract import EXIT_ENVIRONMENT, EXIT_USAGE, Parser, Streams
@@ -49,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--demo", action="store_true", help="open the window with local demo providers"
     )
     commands = parser.add_subparsers(dest="command", parser_class=Parser)
-    maintenance_commands.register(provider_commands.register(commands))
+    provider_group = provider_commands.register(commands)
+    maintenance_commands.register(provider_group)
+    provider_transfer_commands.register(commands, provider_group)
     outbox_commands.register(commands)
     settings_commands.register(commands)
     health_commands.register(commands)
