@@ -46,7 +46,7 @@ from desktop_app.core.storage.campaigns import Campaign, CampaignDraft
 from desktop_app.core.storage.lists import Subscriber, SubscriberList
 from desktop_app.core.workspace import Workspace
 from desktop_app.ui.bridge import CoreBridge, is_shutdown_error
-from desktop_app.ui.import_wizard import one_line
+from desktop_app.ui.feedback import ERROR_STYLE, one_line
 from desktop_app.ui.provider_dialog import labelled
 
 #: Quiet time after the last keystroke before the preview is rendered again.
@@ -55,7 +55,6 @@ PREVIEW_DELAY_MS = 300
 PREVIEW_SAMPLE = 20
 #: Variables every template sees, whatever the list's columns.
 STANDARD_PLACEHOLDERS = ("email", "name", "unsubscribe_url")
-_ERROR_STYLE = "color: #c62828;"
 _ERROR_BOX_STYLE = "color: #b71c1c; background: #ffebee; border: 1px solid #e57373; padding: 10px;"
 _ERROR_LINE_COLOUR = QColor("#ffcdd2")
 _WARNING_STYLE = "color: #8a4b00; background: #fff3e0; padding: 4px;"
@@ -695,7 +694,7 @@ class CampaignEditor(QDialog):
             self._report_error(one_line(error))
 
     def _report_error(self, text: str) -> None:
-        self.status_label.setStyleSheet(_ERROR_STYLE)
+        self.status_label.setStyleSheet(ERROR_STYLE)
         self.status_label.setText(text)
 
     @Slot()

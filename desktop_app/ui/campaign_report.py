@@ -27,10 +27,8 @@ from PySide6.QtWidgets import (
 from desktop_app.core.campaigns.report import REPORT_STATES, CampaignReport
 from desktop_app.core.workspace import Workspace
 from desktop_app.ui.bridge import CoreBridge, is_shutdown_error
-from desktop_app.ui.import_wizard import one_line
+from desktop_app.ui.feedback import ERROR_STYLE, one_line
 from desktop_app.ui.provider_dialog import labelled
-
-_ERROR_STYLE = "color: #c62828;"
 
 
 def _when(epoch: float | None) -> str:
@@ -197,5 +195,5 @@ class CampaignReportDialog(QDialog):
 
     def _on_request_failed(self, error: BaseException) -> None:
         if not is_shutdown_error(error):
-            self.status_label.setStyleSheet(_ERROR_STYLE)
+            self.status_label.setStyleSheet(ERROR_STYLE)
             self.status_label.setText(one_line(error))

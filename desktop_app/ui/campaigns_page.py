@@ -46,7 +46,7 @@ from desktop_app.ui.bridge import CoreBridge, is_shutdown_error
 from desktop_app.ui.campaign_editor import CampaignEditor
 from desktop_app.ui.campaign_report import CampaignReportDialog
 from desktop_app.ui.delivery_controller import DeliveryController
-from desktop_app.ui.import_wizard import one_line
+from desktop_app.ui.feedback import ERROR_STYLE, one_line
 from desktop_app.ui.provider_dialog import labelled
 from desktop_app.ui.schedule_dialog import ScheduleDialog
 from desktop_app.ui.table_model import FlatTableModel
@@ -61,7 +61,6 @@ _STATE_COLOURS = {
     CampaignState.COMPLETED: QColor("#2e7d32"),
     CampaignState.CANCELLED: QColor("#757575"),
 }
-_ERROR_STYLE = "color: #c62828;"
 _INACTIVE_BAR = QColor("#9e9e9e")
 
 
@@ -554,7 +553,7 @@ class CampaignsPage(QWidget):
         self.status_label.setText(text)
 
     def _report_error(self, text: str) -> None:
-        self.status_label.setStyleSheet(_ERROR_STYLE)
+        self.status_label.setStyleSheet(ERROR_STYLE)
         self.status_label.setText(text)
 
     @Slot(QModelIndex)

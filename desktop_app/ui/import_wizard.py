@@ -48,6 +48,7 @@ from desktop_app.core.campaigns.csv_preview import (
 from desktop_app.core.storage.lists import ImportReport
 from desktop_app.core.workspace import MAX_IMPORT_BYTES, Workspace
 from desktop_app.ui.bridge import CoreBridge, is_shutdown_error
+from desktop_app.ui.feedback import one_line
 from desktop_app.ui.provider_dialog import labelled
 from desktop_app.ui.table_model import FlatTableModel
 
@@ -57,12 +58,6 @@ _NONE = "(none)"
 
 def _plural(count: int, word: str) -> str:
     return f"{count:,} {word}{'' if count == 1 else 's'}"
-
-
-def one_line(error: BaseException) -> str:
-    """An error as one line a person reads: the core's message, first letter capitalized."""
-    text = (str(error).strip() or type(error).__name__).splitlines()[0]
-    return text[:1].upper() + text[1:]
 
 
 def describe_report(report: ImportReport) -> str:

@@ -34,7 +34,8 @@ from desktop_app.core.campaigns.csv_import import STATUSES
 from desktop_app.core.storage.lists import ImportReport, Subscriber, SubscriberList, Suppression
 from desktop_app.core.workspace import Workspace
 from desktop_app.ui.bridge import CoreBridge, is_shutdown_error
-from desktop_app.ui.import_wizard import ImportWizard, describe_report, one_line
+from desktop_app.ui.feedback import one_line
+from desktop_app.ui.import_wizard import ImportWizard, describe_report
 from desktop_app.ui.outbox_model import Runner, run_here
 from desktop_app.ui.provider_dialog import labelled
 from desktop_app.ui.table_model import FlatTableModel

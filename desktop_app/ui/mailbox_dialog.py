@@ -34,11 +34,10 @@ from desktop_app.core.models import Security
 from desktop_app.core.validation import check_no_line_breaks
 from desktop_app.core.workspace import Workspace
 from desktop_app.ui.bridge import CoreBridge, is_shutdown_error
-from desktop_app.ui.import_wizard import one_line
-from desktop_app.ui.provider_dialog import labelled
+from desktop_app.ui.feedback import ERROR_STYLE, one_line
+from desktop_app.ui.provider_dialog import check_server_fields, labelled
 
 DEFAULT_PORTS = {Security.TLS: 993, Security.STARTTLS: 143, Security.NONE: 143}
-ERROR_STYLE = "color: #c62828;"
 ROLE_TEXTS = {
     MailboxRole.BOUNCES: "Bounces (delivery status notifications)",
     MailboxRole.UNSUBSCRIBE: "Unsubscribe requests (List-Unsubscribe mailto)",
@@ -253,13 +252,7 @@ class MailboxDialog(QDialog):
         message = ""
         self._validated = None
         try:
-            if not self.name.text().strip():
-                raise UserInputError("a name is required")
-            if not self.host.text().strip():
-                raise UserInputError("a host is required")
-            if not self.port.hasAcceptableInput():
-                # An emptied port field keeps its last value() and would save that.
-                raise UserInputError("port must be a number from 1 to 65535")
+            check_server_fields(self.name, self.host, self.port)
             config = validate_mailbox(self._candidate())
             if config.name.lower() in self._taken:
                 raise UserInputError(f"a mailbox named {config.name!r} already exists")

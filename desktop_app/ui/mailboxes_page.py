@@ -27,16 +27,15 @@ from desktop_app.core.events import BouncesRecorded, MailboxStatusChanged
 from desktop_app.core.storage.bounces import BounceEvent, EventKind, UnrecognisedMessage
 from desktop_app.core.workspace import Workspace
 from desktop_app.ui.bridge import CoreBridge, is_shutdown_error
-from desktop_app.ui.import_wizard import one_line
-from desktop_app.ui.mailbox_dialog import ERROR_STYLE, MailboxDialog
+from desktop_app.ui.feedback import ERROR_COLOUR, ERROR_STYLE, one_line
+from desktop_app.ui.mailbox_dialog import MailboxDialog
 from desktop_app.ui.provider_dialog import labelled
 from desktop_app.ui.table_model import FlatTableModel
 
 REFRESH_MS = 5000
 #: Bounce events shown (the newest); the rest stay in the database.
 SHOWN_EVENTS = 500
-_RED = QColor("#c62828")
-_KIND_COLOURS = {EventKind.HARD: _RED, EventKind.SOFT: QColor("#ef6c00")}
+_KIND_COLOURS = {EventKind.HARD: ERROR_COLOUR, EventKind.SOFT: QColor("#ef6c00")}
 
 
 def _when(epoch: float | None) -> str:
@@ -129,7 +128,7 @@ class MailboxesModel(_RowsModel):
         )
 
     def foreground(self, row: MailboxConfig, column: int) -> QColor | None:
-        return _RED if column == 7 else None
+        return ERROR_COLOUR if column == 7 else None
 
     def names(self) -> list[str]:
         return [mailbox.name for mailbox in self.rows]

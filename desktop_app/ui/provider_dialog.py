@@ -42,6 +42,18 @@ def labelled(widget: _W, label: str) -> _W:
     return widget
 
 
+def check_server_fields(name: QLineEdit, host: QLineEdit, port: QSpinBox) -> None:
+    """What a server form needs before its values mean anything (shared by the provider
+    and the mailbox dialogs); raises a one-line ``UserInputError``."""
+    if not name.text().strip():
+        raise UserInputError("a name is required")
+    if not host.text().strip():
+        raise UserInputError("a host is required")
+    if not port.hasAcceptableInput():
+        # An emptied port field keeps its last value() and would save that.
+        raise UserInputError("port must be a number from 1 to 65535")
+
+
 class ShortcutButton(QPushButton):
     """A push button whose keyboard shortcut clicks it at once and leaves the focus alone.
 
@@ -236,13 +248,7 @@ class ProviderDialog(QDialog):
         message = ""
         self._validated = None
         try:
-            if not self.name.text().strip():
-                raise UserInputError("a name is required")
-            if not self.host.text().strip():
-                raise UserInputError("a host is required")
-            if not self.port.hasAcceptableInput():
-                # An emptied port field keeps its last value() and would save that.
-                raise UserInputError("port must be a number from 1 to 65535")
+            check_server_fields(self.name, self.host, self.port)
             config = validate_provider_config(self._candidate())
             if config.name.lower() in self._taken:
                 raise UserInputError(f"a provider named {config.name!r} already exists")

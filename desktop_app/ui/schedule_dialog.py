@@ -16,9 +16,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop_app.ui.feedback import ERROR_STYLE
 from desktop_app.ui.provider_dialog import labelled
-
-_ERROR_STYLE = "color: #c62828;"
 
 
 class ScheduleDialog(QDialog):
@@ -38,7 +37,7 @@ class ScheduleDialog(QDialog):
             QLabel(f"Local time: {zone_name} (UTC{zone.strftime('%z')})"), "Time zone"
         )
         self.error_label = QLabel()
-        self.error_label.setStyleSheet(_ERROR_STYLE)
+        self.error_label.setStyleSheet(ERROR_STYLE)
         self.error_label.setWordWrap(True)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel

@@ -68,7 +68,7 @@ def open_mailbox(
         raise MailboxError(f"{where}: {error.strerror or error}") from None
     except IMAPClientError as error:
         _close(client)
-        raise MailboxError(f"{where}: {_one_line(str(error))}") from None
+        raise MailboxError(f"{where}: {server_words(error)}") from None
 
 
 def _close(client: IMAPClient | None) -> None:
@@ -85,5 +85,6 @@ def close_mailbox(client: IMAPClient) -> None:
     _close(client)
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())[:200]
+def server_words(error: BaseException) -> str:
+    """What a server or the network said, as one short line (never empty)."""
+    return " ".join(str(error).split())[:200] or type(error).__name__

@@ -24,7 +24,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
 from desktop_app.core.bounces.delivery_probes import probe_token
-from desktop_app.core.bounces.imap_session import MailboxError
+from desktop_app.core.bounces.imap_session import MailboxError, server_words
 from desktop_app.core.bounces.mailboxes import MailboxConfig, MailboxRole
 from desktop_app.core.bounces.reading import read_bounce, read_unsubscribe_request
 from desktop_app.core.storage.bounces import Applied, BounceRepository
@@ -106,9 +106,7 @@ def process_mailbox(
                 report.moved += _move(client, recognised, mailbox.processed_folder)
             mailboxes.record_position(mailbox.id, uidvalidity, chunk[-1])
     except IMAPClientError as error:
-        raise MailboxError(
-            f"mailbox {mailbox.name!r}: {' '.join(str(error).split())[:200]}"
-        ) from None
+        raise MailboxError(f"mailbox {mailbox.name!r}: {server_words(error)}") from None
     except OSError as error:
         raise MailboxError(f"mailbox {mailbox.name!r}: {error.strerror or error}") from None
     return report

@@ -21,7 +21,7 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
 from desktop_app.core.bounces.checker import MailboxChecker
-from desktop_app.core.bounces.imap_session import MailboxError, close_mailbox
+from desktop_app.core.bounces.imap_session import MailboxError, close_mailbox, server_words
 from desktop_app.core.bounces.mailboxes import MailboxConfig
 from desktop_app.core.events import BouncesRecorded, Event, EventSink, MailboxStatusChanged
 from desktop_app.core.storage.bounces import Applied
@@ -118,7 +118,7 @@ class MailboxWatcher:
                 self._read(client, mailbox)
                 self._wait_and_read(client, mailbox, stop)
             except (MailboxError, IMAPClientError, OSError) as error:
-                message = str(error) if isinstance(error, MailboxError) else _one_line(error)
+                message = str(error) if isinstance(error, MailboxError) else server_words(error)
                 log.warning("mailbox %s: %s (retrying in %.1f s)", mailbox.name, message, backoff)
                 with contextlib.suppress(Exception):
                     assert mailbox.id is not None
@@ -198,7 +198,3 @@ def _settings_of(config: MailboxConfig) -> tuple[object, ...]:
         config.processed_folder,
         config.role,
     )
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split())[:200] or type(error).__name__
