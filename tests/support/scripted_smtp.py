@@ -77,6 +77,9 @@ class Behaviour:
     delays: Mapping[str, float] = field(default_factory=dict)
     """Pause per reply: SMTP verbs (``"EHLO"``, ``"MAIL"``, ``"RCPT"``, ``"DATA"`` for the
     354, ``"AUTH"``, ...), ``"CONNECT"`` for the greeting and ``"."`` for the final reply."""
+    pipelining: bool = False
+    """Advertise PIPELINING (RFC 2920) after EHLO. aiosmtpd reads commands one line at a
+    time, so it serves a pipelining client either way; this only changes what it offers."""
     credentials: tuple[str, str] | None = None
     """Username and password that AUTH accepts (only used when the server offers AUTH)."""
 
@@ -221,6 +224,8 @@ class _ScriptedHandler:
         responses: list[str],
     ) -> list[str]:
         session.host_name = hostname
+        if self._owner.behaviour.pipelining:
+            responses = [responses[0], "250-PIPELINING", *responses[1:]]
         if self._owner.offers_auth:
             return responses
         # aiosmtpd always advertises its built-in mechanisms; a server without AUTH should not.

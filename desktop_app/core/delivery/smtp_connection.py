@@ -1,9 +1,9 @@
 """One SMTP connection to one provider, speaking in phases so outcomes can be classified.
 
-aiosmtplib does the protocol work; this module adds what failover needs: which phase a
-failure happened in, the reply code, and the ambiguous window after the final ".". The
-reply to DATA and the reply to the final "." are read separately for that reason
-(aiosmtplib's ``data()`` folds both into one ``SMTPDataError``).
+aiosmtplib opens the session (connect, TLS, EHLO, STARTTLS, AUTH); the transactions then
+go through ``smtp_wire.SmtpWire``, pipelined when the server offers PIPELINING. This
+module adds what failover needs: which phase a failure happened in, the reply code, and
+the ambiguous window after the final ".", whose reply is read on its own.
 
 Security rules enforced here, whatever the server offers:
 - certificates are verified (``ssl.create_default_context()``);
@@ -24,6 +24,7 @@ import aiosmtplib
 from aiosmtplib import SMTPResponseException
 
 from desktop_app.core.delivery.classify import classify, parse_enhanced_status
+from desktop_app.core.delivery.smtp_wire import Reply, SmtpWire
 from desktop_app.core.models import OutcomeClass, ProviderConfig, Security, SmtpPhase
 
 _LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
@@ -142,13 +143,23 @@ class SmtpConnection:
             timeout=timeout,
             local_hostname=helo_name,
         )
+        self._wire: SmtpWire | None = None  # once the session is open
+        self._pipelining = False
         self.broken = False
         self.last_used = time.monotonic()
         self.transactions = 0
 
     @property
     def is_connected(self) -> bool:
-        return self._client.is_connected and not self.broken
+        # A reply nobody asked for (a server's 421 while the connection idled) means it
+        # is going away: the pool opens a fresh one rather than fail a message on it.
+        wire = self._wire
+        return wire is not None and wire.is_open and wire.in_sync and not self.broken
+
+    @property
+    def pipelining(self) -> bool:
+        """Whether transactions go out pipelined (the server offered PIPELINING)."""
+        return self._pipelining
 
     async def open(self) -> dict[str, float]:
         """Connect, EHLO, STARTTLS and AUTH as configured. Returns ms spent per phase.
@@ -199,6 +210,9 @@ class SmtpConnection:
                     )
                 await self._client.login(self.provider.username, self._password)
                 lap(SmtpPhase.AUTH)
+            self._pipelining = self._client.supports_extension("pipelining")
+            assert self._client.transport is not None
+            self._wire = SmtpWire.take_over(self._client.transport, self._timeout)
         except SmtpFailure:
             self._abort()
             raise
@@ -234,41 +248,57 @@ class SmtpConnection:
     async def _transact(
         self, envelope_from: str, recipients: tuple[str, ...], raw: bytes
     ) -> TransactionResult:
-        client = self._client
-        try:
-            # MAIL and RCPT by hand rather than client.mail()/rcpt(): those re-parse each
-            # address with email.utils.parseaddr, a fifth of the loop's CPU per message at
-            # full speed, for addresses validated once at enqueue (validation.py).
-            reply = await client.execute_command(b"MAIL", b"FROM:" + _path(envelope_from))
-            if reply.code != 250:
-                raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, envelope_from)
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            await self._after_failed_command(exc)
-            raise SmtpFailure.from_exception(SmtpPhase.MAIL, exc) from None
+        wire = self._wire
+        if wire is None or not wire.in_sync:
+            # A reply nobody asked for (a server's 421 while we were idle) would be read as
+            # the answer to MAIL FROM: the connection is not usable, nothing was sent.
+            self.broken = True
+            self._abort()
+            raise SmtpFailure.from_exception(
+                SmtpPhase.MAIL, aiosmtplib.SMTPServerDisconnected("connection lost")
+            )
+        mail = b"MAIL FROM:" + _path(envelope_from) + b"\r\n"
+        rcpts = [b"RCPT TO:" + _path(recipient) + b"\r\n" for recipient in recipients]
+        if self._pipelining:
+            # RFC 2920: MAIL, every RCPT and DATA in one write; every reply is read, in
+            # order, before anything is decided, so the connection stays in step.
+            replies = await self._exchange(wire, b"".join([mail, *rcpts, b"DATA\r\n"]))
+            mail_reply, rcpt_replies, data_reply = replies[0], replies[1:-1], replies[-1]
+        else:
+            mail_reply = await self._step(wire, SmtpPhase.MAIL, mail)
+            rcpt_replies = []
+            data_reply = None
+        if mail_reply.code != 250:
+            await self._after_refusal(mail_reply)
+            raise SmtpFailure.from_reply(SmtpPhase.MAIL, mail_reply.code, mail_reply.text)
 
         accepted: list[str] = []
         permanent: list[tuple[str, str]] = []
         transient: list[str] = []
         last_refusal: SmtpFailure | None = None
-        for recipient in recipients:
-            try:
-                reply = await client.execute_command(b"RCPT", b"TO:" + _path(recipient))
-                if reply.code not in (250, 251):
-                    raise aiosmtplib.SMTPRecipientRefused(reply.code, reply.message, recipient)
-            except (aiosmtplib.SMTPException, OSError) as exc:
-                failure = SmtpFailure.from_exception(SmtpPhase.RCPT, exc)
-                if failure.outcome is OutcomeClass.PROVIDER_FAILURE:  # 421 or connection lost
-                    await self._after_failed_command(exc)
-                    raise failure from None
-                last_refusal = failure
-                if failure.outcome is OutcomeClass.RECIPIENT_PERMANENT:
-                    permanent.append((recipient, failure.detail))
-                else:
-                    transient.append(recipient)
+        for index, recipient in enumerate(recipients):
+            if self._pipelining:
+                reply = rcpt_replies[index]
             else:
+                reply = await self._step(wire, SmtpPhase.RCPT, rcpts[index])
+            if reply.code in (250, 251):
                 accepted.append(recipient)
+                continue
+            failure = SmtpFailure.from_reply(SmtpPhase.RCPT, reply.code, reply.text)
+            if failure.outcome is OutcomeClass.PROVIDER_FAILURE:  # 421
+                await self._after_refusal(reply)
+                raise failure
+            last_refusal = failure
+            if failure.outcome is OutcomeClass.RECIPIENT_PERMANENT:
+                permanent.append((recipient, failure.detail))
+            else:
+                transient.append(recipient)
 
         if not accepted:
+            if data_reply is not None and data_reply.code == 354:
+                # A pipelining server that said yes to DATA with nobody to deliver to:
+                # end the empty message (RFC 2920 section 3.1) before resetting.
+                await self._step(wire, SmtpPhase.DATA_COMMAND, b".\r\n")
             await self.reset()
             assert last_refusal is not None
             return TransactionResult(
@@ -285,31 +315,25 @@ class SmtpConnection:
                 refused_transiently=tuple(transient),
             )
 
-        try:
-            reply = await client.execute_command(b"DATA")
-        except (aiosmtplib.SMTPException, OSError) as exc:
-            self.broken = True
-            raise SmtpFailure.from_exception(SmtpPhase.DATA_COMMAND, exc) from None
-        if reply.code != 354:
-            await self._after_failed_command(None)
-            raise SmtpFailure.from_reply(SmtpPhase.DATA_COMMAND, reply.code, reply.message)
+        if data_reply is None:
+            data_reply = await self._step(wire, SmtpPhase.DATA_COMMAND, b"DATA\r\n")
+        if data_reply.code != 354:
+            await self._after_refusal(data_reply)
+            raise SmtpFailure.from_reply(SmtpPhase.DATA_COMMAND, data_reply.code, data_reply.text)
 
         # From here on the provider may end up with the message even if we hear nothing.
         try:
-            protocol = client.protocol
-            if protocol is None:
-                raise aiosmtplib.SMTPServerDisconnected("connection lost")
-            protocol.write(_dot_stuffed(raw))
-            reply = await protocol.read_response(timeout=self._timeout)
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            wire.write(_dot_stuffed(raw))
+            reply = await wire.reply()
+        except (aiosmtplib.SMTPException, OSError) as exc:
             self.broken = True
-            client.close()
+            self._abort()
             raise SmtpFailure.from_exception(SmtpPhase.DATA_END, exc) from None
         if reply.code == 421:
             self.broken = True
-            client.close()
+            self._abort()
         if reply.code >= 400:
-            failure = SmtpFailure.from_reply(SmtpPhase.DATA_END, reply.code, reply.message)
+            failure = SmtpFailure.from_reply(SmtpPhase.DATA_END, reply.code, reply.text)
             return TransactionResult(
                 outcome=failure.outcome,
                 phase=SmtpPhase.DATA_END,
@@ -323,47 +347,98 @@ class SmtpConnection:
             outcome=OutcomeClass.DELIVERED,
             phase=SmtpPhase.DATA_END,
             reply_code=reply.code,
-            enhanced_status=parse_enhanced_status(reply.message),
-            detail=_short(f"{reply.code} {reply.message}"),
+            enhanced_status=parse_enhanced_status(reply.text),
+            detail=_short(f"{reply.code} {reply.text}"),
             delivered_to=tuple(accepted),
             refused_permanently=tuple(permanent),
             refused_transiently=tuple(transient),
         )
 
-    async def _after_failed_command(self, exc: BaseException | None) -> None:
-        """Leave the connection clean for the next transaction, or mark it broken."""
-        if isinstance(exc, SMTPResponseException) and exc.code != 421:
-            await self.reset()
-        else:
+    async def _exchange(self, wire: SmtpWire, commands: bytes) -> list[Reply]:
+        """Write a pipelined group and read one reply per line of it.
+
+        When the connection is lost or times out part-way, a reply already read that
+        explains it (a 421, MAIL FROM refused) is the failure; otherwise the failure is in
+        the phase whose reply is missing. Before DATA's reply nothing can be delivered.
+        """
+        expected = commands.count(b"\n")
+
+        def phase_of(index: int) -> SmtpPhase:
+            if index == 0:
+                return SmtpPhase.MAIL
+            return SmtpPhase.DATA_COMMAND if index == expected - 1 else SmtpPhase.RCPT
+
+        replies: list[Reply] = []
+        try:
+            wire.write(commands)
+            while len(replies) < expected:
+                replies.append(await wire.reply())
+        except (aiosmtplib.SMTPException, OSError) as exc:
             self.broken = True
             self._abort()
+            for index, reply in enumerate(replies):
+                if reply.code == 421 or (index == 0 and reply.code != 250):
+                    raise SmtpFailure.from_reply(phase_of(index), reply.code, reply.text) from None
+            raise SmtpFailure.from_exception(phase_of(len(replies)), exc) from None
+        return replies
+
+    async def _step(self, wire: SmtpWire, phase: SmtpPhase, line: bytes) -> Reply:
+        """One command and its reply; a lost connection or timeout is a failure in ``phase``."""
+        try:
+            wire.write(line)
+            return await wire.reply()
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            self.broken = True
+            self._abort()
+            raise SmtpFailure.from_exception(phase, exc) from None
+
+    async def _after_refusal(self, reply: Reply) -> None:
+        """Leave the connection clean for the next transaction, or drop it after a 421."""
+        if reply.code == 421:
+            self.broken = True
+            self._abort()
+        else:
+            await self.reset()
 
     async def reset(self) -> bool:
         """RSET: abandon any transaction in progress. False (and broken) if that fails."""
-        if not self._client.is_connected:
+        wire = self._wire
+        if wire is None or not wire.is_open or not wire.in_sync:
             self.broken = True
+            self._abort()
             return False
         try:
-            await self._client.rset()
-        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            reply = await wire.command(b"RSET")
+        except (aiosmtplib.SMTPException, OSError):
+            reply = None
+        if reply is None or reply.code != 250:
             self.broken = True
             self._abort()
             return False
         return True
 
     async def noop(self) -> None:
-        await self._client.noop()
+        """NOOP, for health probes; raises aiosmtplib's exceptions like the other steps."""
+        wire = self._wire
+        if wire is None:
+            raise aiosmtplib.SMTPServerDisconnected("not connected")
+        reply = await wire.command(b"NOOP")
+        if reply.code != 250:
+            raise SMTPResponseException(reply.code, reply.text)
 
     async def close(self) -> None:
         """Say QUIT if we can; close the socket either way."""
-        if self._client.is_connected:
+        wire = self._wire
+        if wire is not None and wire.is_open and wire.in_sync:
             try:
-                await asyncio.wait_for(self._client.quit(), timeout=min(self._timeout, 5.0))
+                await asyncio.wait_for(wire.command(b"QUIT"), timeout=min(self._timeout, 5.0))
             except (aiosmtplib.SMTPException, OSError, TimeoutError):
                 pass
         self._abort()
 
     def _abort(self) -> None:
+        if self._wire is not None:
+            self._wire.close()
         self._client.close()
 
 
