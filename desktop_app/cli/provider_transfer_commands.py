@@ -10,23 +10,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
 from desktop_app.cli.contract import EXIT_OK, Streams
 from desktop_app.core.errors import UserInputError
-from desktop_app.core.models import ProviderConfig
+from desktop_app.core.provider_files.adding import (
+    ImportOutcome,
+    after_existing,
+    import_providers,
+    skipped_outcomes,
+)
 from desktop_app.core.provider_files.text_file import read_text_file
 from desktop_app.core.provider_files.thunderbird import (
     find_thunderbird_profiles,
     scan_thunderbird_prefs,
 )
-from desktop_app.core.provider_files.toml_file import (
-    PROVIDER_SETTINGS,
-    providers_from_toml,
-    providers_to_toml,
-)
+from desktop_app.core.provider_files.toml_file import providers_from_toml, providers_to_toml
 from desktop_app.core.workspace import Workspace
 
 
@@ -75,21 +75,6 @@ def register(commands: Any, provider_commands: Any) -> None:
     thunderbird.add_argument("--json", action="store_true")
 
 
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    """What an import did with one provider."""
-
-    name: str
-    action: str  # added, replaced, skipped (would-add... on --dry-run)
-    detail: str = ""
-
-    def as_json(self) -> dict[str, str]:
-        return {"name": self.name, "action": self.action, "detail": self.detail}
-
-    def line(self) -> str:
-        return f"{self.action} {self.name}" + (f": {self.detail}" if self.detail else "")
-
-
 def cmd_providers_file(ws: Workspace, args: argparse.Namespace, io: Streams) -> int:
     if args.providers_file_command == "export":
         providers = ws.list_providers()
@@ -108,7 +93,7 @@ def cmd_providers_file(ws: Workspace, args: argparse.Namespace, io: Streams) -> 
         print(f"exported {len(providers)} provider(s) to {args.file} (no passwords)", file=io.out)
         return EXIT_OK
     providers = providers_from_toml(read_text_file(args.file, "settings file"))
-    outcomes = _import(ws, providers, replace_existing=args.replace, dry_run=args.dry_run)
+    outcomes = import_providers(ws, providers, replace_existing=args.replace, dry_run=args.dry_run)
     _report(outcomes, args.json, io.out)
     return EXIT_OK
 
@@ -120,14 +105,9 @@ def cmd_import_thunderbird(ws: Workspace, args: argparse.Namespace, io: Streams)
     )
     if not scan.providers and not scan.skipped:
         raise UserInputError(f"no SMTP servers found in {str(prefs_js)!r}")
-    # Imported servers come after the providers already here: importing must not
-    # change where today's mail goes.
-    first = max((p.priority for p in ws.list_providers()), default=-1) + 1
-    providers = [replace(p, priority=first + p.priority) for p in scan.providers]
-    outcomes = _import(ws, providers, replace_existing=False, dry_run=args.dry_run)
-    outcomes += [
-        _Outcome(f"(Thunderbird server {s.key})", "skipped", s.reason) for s in scan.skipped
-    ]
+    providers = after_existing(scan.providers, ws.list_providers())
+    outcomes = import_providers(ws, providers, dry_run=args.dry_run)
+    outcomes += skipped_outcomes(scan.skipped)
     _report(outcomes, args.json, io.out)
     return EXIT_OK
 
@@ -151,44 +131,7 @@ def _prefs_path(args: argparse.Namespace) -> Path:
     return profiles[0] / "prefs.js"
 
 
-def _import(
-    ws: Workspace, providers: list[ProviderConfig], *, replace_existing: bool, dry_run: bool
-) -> list[_Outcome]:
-    """Add each provider (no password); a name already here is skipped, or replaced."""
-    existing = {p.name.casefold(): p for p in ws.list_providers()}
-    outcomes: list[_Outcome] = []
-    for config in providers:
-        current = existing.get(config.name.casefold())
-        where = f"{config.host}:{config.port}, {config.security.value}"
-        if current is not None and not replace_existing:
-            outcomes.append(_Outcome(config.name, "skipped", "a provider with this name exists"))
-        elif current is not None:
-            if not dry_run:
-                _replace(ws, current, config)
-            outcomes.append(_Outcome(config.name, _verb("replaced", dry_run), where))
-        else:
-            if not dry_run:
-                added = ws.add_provider(replace(config, maintenance=()))
-                for window in config.maintenance:
-                    ws.add_maintenance(added.name, window)
-            outcomes.append(_Outcome(config.name, _verb("added", dry_run), where))
-    return outcomes
-
-
-def _replace(ws: Workspace, current: ProviderConfig, config: ProviderConfig) -> None:
-    ws.update_provider(current.name, {name: getattr(config, name) for name in PROVIDER_SETTINGS})
-    for window in current.maintenance:
-        if window.id is not None:
-            ws.remove_maintenance(current.name, window.id)
-    for window in config.maintenance:
-        ws.add_maintenance(current.name, window)
-
-
-def _verb(action: str, dry_run: bool) -> str:
-    return f"would be {action}" if dry_run else action
-
-
-def _report(outcomes: list[_Outcome], as_json: bool, out: TextIO) -> None:
+def _report(outcomes: list[ImportOutcome], as_json: bool, out: TextIO) -> None:
     if as_json:
         json.dump([o.as_json() for o in outcomes], out, indent=2)
         out.write("\n")

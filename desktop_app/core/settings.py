@@ -18,7 +18,7 @@ from desktop_app.core.errors import UnknownSettingError, UserInputError
 from desktop_app.core.models import AmbiguousPolicy
 from desktop_app.core.storage.database import Database
 from desktop_app.core.storage.schema import SettingRow
-from desktop_app.core.validation import validate_address
+from desktop_app.core.validation import check_no_line_breaks, validate_address
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +61,14 @@ class SettingSpec:
 def _optional_address(key: str) -> Callable[[str], str]:
     def check(text: str) -> str:
         return validate_address(key, text) if text else ""
+
+    return check
+
+
+def _single_line(key: str) -> Callable[[str], str]:
+    def check(text: str) -> str:
+        # It becomes a From header's display name: a line break would inject headers.
+        return check_no_line_breaks(key, text)
 
     return check
 
@@ -210,6 +218,20 @@ SPECS: dict[str, SettingSpec] = {
             str,
             "",
             check=_optional_address("delivery_probes.from_address"),
+        ),
+        SettingSpec(
+            "identity.from_name",
+            "Your name on new campaigns (the From display name)",
+            str,
+            "",
+            check=_single_line("identity.from_name"),
+        ),
+        SettingSpec(
+            "identity.from_address",
+            "Your address on new messages and campaigns (From)",
+            str,
+            "",
+            check=_optional_address("identity.from_address"),
         ),
     )
 }

@@ -374,6 +374,8 @@ class CampaignEditor(QDialog):
                 on_success=self.attachments.set_attachments,
                 on_error=self._on_request_failed,
             )
+        else:
+            self._prefill_sender()
         self.attachments.changed.connect(self._on_attachments_changed)
         self.resize(1180, 760)
 
@@ -434,6 +436,27 @@ class CampaignEditor(QDialog):
         self.headers_edit.setPlainText(
             "\n".join(f"{name}: {value}" for name, value in campaign.headers.items())
         )
+
+    def _prefill_sender(self) -> None:
+        """A new campaign starts from the sender identity (settings ``identity.*``)."""
+
+        def read_identity() -> tuple[str, str]:
+            return (
+                self._workspace.get_setting("identity.from_address"),
+                self._workspace.get_setting("identity.from_name"),
+            )
+
+        self._bridge.call(
+            read_identity, on_success=self._on_identity_loaded, on_error=self._on_request_failed
+        )
+
+    def _on_identity_loaded(self, identity: tuple[str, str]) -> None:
+        address, name = identity
+        # Only into empty fields: whatever a person typed meanwhile stays.
+        if address and not self.from_address_edit.text():
+            self.from_address_edit.setText(address)
+        if name and not self.from_name_edit.text():
+            self.from_name_edit.setText(name)
 
     # -- the draft -------------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ recipients is what the core already does (the same path as ``relaydesk send``).
 from __future__ import annotations
 
 from PySide6.QtCore import Signal, Slot
-from PySide6.QtGui import QKeySequence
+from PySide6.QtGui import QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QFormLayout,
     QLabel,
@@ -68,6 +68,27 @@ class ComposePage(QWidget):
         layout.addLayout(form)
         layout.addWidget(self.queue_button)
         layout.addWidget(self.status)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        # Each time the page shows: the sender identity may have been set since (the
+        # first-run wizard, ``relaydesk settings set``).
+        self.prefill_sender()
+
+    def prefill_sender(self) -> None:
+        """An empty From becomes the ``identity.from_address`` setting (read off-thread)."""
+        if self.from_field.text():
+            return
+        self._bridge.call(
+            self._workspace.get_setting,
+            "identity.from_address",
+            on_success=self._on_sender_loaded,
+            on_error=lambda _error: None,  # no identity then; the field just stays empty
+        )
+
+    def _on_sender_loaded(self, address: str) -> None:
+        if address and not self.from_field.text():  # never over what a person typed
+            self.from_field.setText(address)
 
     @Slot()
     def queue_message(self) -> None:

@@ -1,13 +1,18 @@
-"""Add or edit one provider, with validation as the user types and a real connection test."""
+"""Add or edit one provider, with validation as the user types and a real connection test.
+
+``ProviderForm`` is the form itself (fields, the one-line validation message, "Test
+connection"); ``ProviderDialog`` puts it in a dialog with Save and Cancel, and the first-run
+wizard puts it on two of its pages.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
-from PySide6.QtCore import QEvent, Qt
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QShortcutEvent
 from PySide6.QtWidgets import (
     QComboBox,
@@ -69,8 +74,17 @@ class ShortcutButton(QPushButton):
         return super().event(event)
 
 
-class ProviderDialog(QDialog):
-    """The provider form. ``result_config()`` and ``result_password()`` after ``accept()``."""
+class ProviderForm(QWidget):
+    """The provider fields, validated on every keystroke, and a real "Test connection".
+
+    ``config()`` is the validated provider (None while the form is not valid) and
+    ``password()`` what was typed in the password field.
+
+    Signals:
+        validity_changed(): the form was checked again (it may have become valid or not).
+    """
+
+    validity_changed = Signal()
 
     def __init__(
         self,
@@ -85,14 +99,12 @@ class ProviderDialog(QDialog):
         self._bridge = bridge
         self._stored_password = stored_password
         self._original = provider
-        self._taken = {n.lower() for n in existing_names} - (
-            {provider.name.lower()} if provider else set()
-        )
-        self.setWindowTitle("Edit provider" if provider else "Add provider")
-        self.setAccessibleName(self.windowTitle())
-        self.setMinimumWidth(480)
+        self._taken: set[str] = set()
         self._validated: ProviderConfig | None = None
-        self._finished = False  # closed: a connection test still running must not touch us
+        self._optional = False
+        #: Bumped when a test's answer must be dropped (a newer test, or the form went away).
+        self._test_generation = 0
+        self.set_taken_names(existing_names)
 
         self.name = labelled(QLineEdit(), "Name")
         self.host = labelled(QLineEdit(), "Host")
@@ -172,29 +184,19 @@ class ProviderDialog(QDialog):
         test_row.addWidget(self.test_button)
         test_row.addWidget(self.test_result, 1)
 
-        self.buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
-        )
-        save = self.buttons.button(QDialogButtonBox.StandardButton.Save)
-        save.setAccessibleName("Save")
-        cancel = self.buttons.button(QDialogButtonBox.StandardButton.Cancel)
-        cancel.setAccessibleName("Cancel")
-        self.buttons.accepted.connect(self.accept)
-        self.buttons.rejected.connect(self.reject)
-
         layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(form)
         layout.addWidget(self.error)
         layout.addLayout(test_row)
-        layout.addWidget(self.buttons)
 
         if provider is not None:
-            self._fill(provider)
+            self.fill(provider)
         self.security.currentIndexChanged.connect(self._on_security_changed)
         for line in (self.name, self.host, self.username, self.password, self.sender_domains):
-            line.textChanged.connect(self._revalidate)
+            line.textChanged.connect(self.revalidate)
         # Every keystroke: QSpinBox.textChanged stays silent while the text is not a number.
-        self.port.lineEdit().textChanged.connect(self._revalidate)
+        self.port.lineEdit().textChanged.connect(self.revalidate)
         for spin in (
             self.port,
             self.priority,
@@ -202,12 +204,18 @@ class ProviderDialog(QDialog):
             self.max_connections,
             *self.rates.values(),
         ):
-            spin.valueChanged.connect(self._revalidate)
-        self.security.currentIndexChanged.connect(self._revalidate)
+            spin.valueChanged.connect(self.revalidate)
+        self.security.currentIndexChanged.connect(self.revalidate)
         self.test_button.clicked.connect(self._on_test_clicked)
-        self._revalidate()
+        self.revalidate()
 
-    def _fill(self, provider: ProviderConfig) -> None:
+    def set_taken_names(self, names: Iterable[str]) -> None:
+        """Names this provider must not have (compared case-insensitively); the edited
+        provider's own name is never taken."""
+        own = {self._original.name.casefold()} if self._original else set()
+        self._taken = {n.casefold() for n in names} - own
+
+    def fill(self, provider: ProviderConfig) -> None:
         self.name.setText(provider.name)
         self.host.setText(provider.host)
         self.security.setCurrentIndex(self.security.findData(provider.security))
@@ -219,6 +227,18 @@ class ProviderDialog(QDialog):
         for key, box in self.rates.items():
             box.setValue(getattr(provider.rate_limits, key) or 0)
         self.sender_domains.setText(", ".join(provider.sender_domains))
+
+    def set_optional(self, optional: bool) -> None:
+        """An optional form left blank is not an error (no message), just no provider."""
+        self._optional = optional
+        self.revalidate()
+
+    def is_blank(self) -> bool:
+        """Nothing typed that says which server (what "skip this provider" looks like)."""
+        return not any(
+            line.text().strip()
+            for line in (self.name, self.host, self.username, self.password, self.sender_domains)
+        )
 
     def _on_security_changed(self) -> None:
         # Follow the conventional port while the user has not typed another one.
@@ -243,14 +263,16 @@ class ProviderDialog(QDialog):
             sender_domains=domains,
         )
 
-    def _revalidate(self) -> None:
-        """Check the form on every keystroke; Save is enabled only for a valid provider."""
+    def revalidate(self) -> None:
+        """Check the form (every keystroke); "Test connection" only for a valid provider."""
         message = ""
         self._validated = None
         try:
+            if self._optional and self.is_blank():
+                raise UserInputError("")
             check_server_fields(self.name, self.host, self.port)
             config = validate_provider_config(self._candidate())
-            if config.name.lower() in self._taken:
+            if config.name.casefold() in self._taken:
                 raise UserInputError(f"a provider named {config.name!r} already exists")
             if self.password.text() and not config.username:
                 raise UserInputError("a password needs a username")
@@ -258,10 +280,18 @@ class ProviderDialog(QDialog):
         except UserInputError as exc:
             message = str(exc)
         self.error.setText(message)
-        self.buttons.button(QDialogButtonBox.StandardButton.Save).setEnabled(
-            self._validated is not None
-        )
         self.test_button.setEnabled(self._validated is not None)
+        self.validity_changed.emit()
+
+    def config(self) -> ProviderConfig | None:
+        return self._validated
+
+    def password_text(self) -> str | None:
+        return self.password.text() or None
+
+    def forget_pending_test(self) -> None:
+        """The form is going away: a connection test still running must not touch it."""
+        self._test_generation += 1
 
     def _on_test_clicked(self) -> None:
         if self._validated is None:
@@ -271,6 +301,8 @@ class ProviderDialog(QDialog):
         typed = self.password.text() or None
         config = self._validated
         lookup = self._stored_password
+        self._test_generation += 1
+        generation = self._test_generation
 
         async def probe() -> ProbeResult:
             # An edited provider with the password left blank tests with the stored one
@@ -280,21 +312,17 @@ class ProviderDialog(QDialog):
                 password = await asyncio.to_thread(lookup)
             return await probe_provider(config, password, timeout=15.0)
 
+        def finished(result: ProbeResult | None, error: BaseException | None = None) -> None:
+            if generation == self._test_generation:
+                self._on_test_finished(result, error)
+
         self._bridge.run(
             probe(),
-            on_success=self._on_test_finished,
-            on_error=lambda exc: self._on_test_finished(None, exc),
+            on_success=finished,
+            on_error=lambda exc: finished(None, exc),
         )
 
-    def done(self, result: int) -> None:
-        self._finished = True
-        super().done(result)
-
-    def _on_test_finished(
-        self, result: ProbeResult | None, error: BaseException | None = None
-    ) -> None:
-        if self._finished:
-            return  # the dialog may be deleted by now; nobody waits for this answer
+    def _on_test_finished(self, result: ProbeResult | None, error: BaseException | None) -> None:
         self.test_button.setEnabled(self._validated is not None)
         if result is None:
             self.test_result.setText(f"Test failed: {error}")
@@ -304,9 +332,73 @@ class ProviderDialog(QDialog):
             phase = result.failed_phase.value if result.failed_phase else "connect"
             self.test_result.setText(f"Failed at {phase}: {result.detail}")
 
+
+class ProviderDialog(QDialog):
+    """The provider form with Save and Cancel. ``result_config()`` and ``result_password()``
+    after ``accept()``."""
+
+    def __init__(
+        self,
+        bridge: CoreBridge,
+        existing_names: list[str],
+        provider: ProviderConfig | None = None,
+        parent: QWidget | None = None,
+        *,
+        stored_password: Callable[[], str | None] | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Edit provider" if provider else "Add provider")
+        self.setAccessibleName(self.windowTitle())
+        self.setMinimumWidth(480)
+        self.form = ProviderForm(
+            bridge, existing_names, provider, self, stored_password=stored_password
+        )
+        # The fields stay reachable as the dialog's own (the Providers page and tests use them).
+        form = self.form
+        self.name = form.name
+        self.host = form.host
+        self.port = form.port
+        self.security = form.security
+        self.username = form.username
+        self.password = form.password
+        self.priority = form.priority
+        self.weight = form.weight
+        self.max_connections = form.max_connections
+        self.rates = form.rates
+        self.sender_domains = form.sender_domains
+        self.error = form.error
+        self.test_button = form.test_button
+        self.test_result = form.test_result
+
+        self.buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel
+        )
+        save = self.buttons.button(QDialogButtonBox.StandardButton.Save)
+        save.setAccessibleName("Save")
+        cancel = self.buttons.button(QDialogButtonBox.StandardButton.Cancel)
+        cancel.setAccessibleName("Cancel")
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(form)
+        layout.addWidget(self.buttons)
+        form.validity_changed.connect(self._on_form_validity_changed)
+        self._on_form_validity_changed()
+
+    def _on_form_validity_changed(self) -> None:
+        self.buttons.button(QDialogButtonBox.StandardButton.Save).setEnabled(
+            self.form.config() is not None
+        )
+
+    def done(self, result: int) -> None:
+        self.form.forget_pending_test()  # the dialog may be deleted before the answer comes
+        super().done(result)
+
     def result_config(self) -> ProviderConfig:
-        assert self._validated is not None
-        return self._validated
+        config = self.form.config()
+        assert config is not None
+        return config
 
     def result_password(self) -> str | None:
-        return self.password.text() or None
+        return self.form.password_text()

@@ -31,6 +31,8 @@ KEYS = [
     "delivery_probes.timeout_minutes",
     "delivery_probes.seed_address",
     "delivery_probes.from_address",
+    "identity.from_name",
+    "identity.from_address",
 ]
 
 

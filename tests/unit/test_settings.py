@@ -40,6 +40,8 @@ DOCUMENTED_DEFAULTS = {
     "delivery_probes.timeout_minutes": 15.0,
     "delivery_probes.seed_address": "",
     "delivery_probes.from_address": "",
+    "identity.from_name": "",
+    "identity.from_address": "",
 }
 
 
@@ -219,3 +221,16 @@ def test_an_alert_address_is_checked_and_may_be_empty(store: SettingsStore) -> N
         with pytest.raises(UserInputError, match=r"alerts\.email_to"):
             store.set_text("alerts.email_to", bad)
     assert store.get("alerts.email_to") == ""
+
+
+def test_the_sender_identity_is_one_line_and_a_valid_address(store: SettingsStore) -> None:
+    assert store.set_text("identity.from_name", " Ada Lovelace ") == "Ada Lovelace"
+    assert store.set_text("identity.from_name", "") == ""
+    with pytest.raises(UserInputError, match=r"^identity\.from_name must not contain line"):
+        store.set_text("identity.from_name", "Ada\r\nBcc: x@evil.example")
+    assert store.set_text("identity.from_address", "ada@example.com") == "ada@example.com"
+    for bad in ("ada@", "Ada <ada@example.com>", "ada@example.com\r\nBcc: x@evil.example"):
+        with pytest.raises(UserInputError, match=r"identity\.from_address"):
+            store.set_text("identity.from_address", bad)
+    assert store.get("identity.from_name") == ""
+    assert store.get("identity.from_address") == "ada@example.com"
