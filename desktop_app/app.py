@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QSocketNotifier
+from PySide6.QtCore import QSettings, QSize, QSocketNotifier
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
@@ -20,10 +20,12 @@ from desktop_app.core.errors import EnvironmentProblem
 from desktop_app.core.log_setup import configure_logging
 from desktop_app.core.runtime import LoopThread
 from desktop_app.core.workspace import Workspace
+from desktop_app.resource_files import APP_ID, ICON_SIZES, app_icon_png
 from desktop_app.ui.bridge import CoreBridge
 from desktop_app.ui.delivery_controller import DeliveryController
+from desktop_app.ui.first_run import run_first_run_wizard_if_needed
 from desktop_app.ui.main_window import MainWindow
-from desktop_app.ui.tray import Health, health_icon
+from desktop_app.ui.smoke_test import SmokeTest
 
 log = logging.getLogger(__name__)
 
@@ -94,14 +96,28 @@ def freeze_startup_objects() -> None:
     gc.freeze()
 
 
-def run_gui(*, data_dir: Path, demo: bool = False, verbose: bool = False) -> int:
-    """Open the main window and deliver until the user quits."""
+def app_icon() -> QIcon:
+    """Relaydesk's icon at every rendered size, so each place Qt draws it picks a sharp one."""
+    icon = QIcon()
+    for size in ICON_SIZES:
+        path = app_icon_png(size)
+        if path.is_file():
+            icon.addFile(str(path), QSize(size, size))
+        else:
+            log.warning("app icon missing: %s", path)
+    return icon
+
+
+def run_gui(
+    *, data_dir: Path, demo: bool = False, verbose: bool = False, smoke_test: bool = False
+) -> int:
+    """Open the main window and deliver until the user quits (or the smoke test is done)."""
     app = QApplication.instance() or QApplication(sys.argv)
     assert isinstance(app, QApplication)
     app.setApplicationName("Relaydesk")
     app.setOrganizationName("Relaydesk")
-    app.setDesktopFileName("relaydesk")
-    app.setWindowIcon(QIcon(health_icon(Health.GOOD, 256)))
+    app.setDesktopFileName(APP_ID)
+    app.setWindowIcon(app_icon())
     # Closing the window may mean "keep sending in the tray"; the window quits explicitly.
     app.setQuitOnLastWindowClosed(False)
 
@@ -120,15 +136,19 @@ def run_gui(*, data_dir: Path, demo: bool = False, verbose: bool = False) -> int
     runtime = LoopThread()
     runtime.start()
     bridge = CoreBridge(runtime)
+    if not smoke_test:  # a smoke test runs unattended: nobody would answer the wizard
+        run_first_run_wizard_if_needed(workspace, bridge, demo=demo)
     controller = DeliveryController(workspace, bridge)
     settings = QSettings("Relaydesk", "Relaydesk-demo" if demo else "Relaydesk")
     window = MainWindow(workspace, bridge, controller, demo=demo, settings=settings)
     window.show()
+    smoke = SmokeTest(window) if smoke_test else None
     freeze_startup_objects()
     controller.start()
     try:
         with quit_on_termination_signals(window):
-            return app.exec()
+            status = app.exec()
+            return status if smoke is None else max(status, smoke.exit_status)
     finally:
         controller.stop()
         # Destroy the widgets while Qt still runs: left to interpreter shutdown, PySide6

@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--demo", action="store_true", help="open the window with local demo providers"
     )
+    # For packaging checks (packaging/README.md), not for users: open the window, wait until
+    # the outbox has loaded, print one line and quit; exit 1 if it never loads.
+    parser.add_argument("--smoke-test", action="store_true", help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", parser_class=Parser)
     provider_group = provider_commands.register(commands)
     maintenance_commands.register(provider_group)
@@ -103,4 +106,6 @@ def _launch_gui(args: argparse.Namespace, data_dir: Path) -> int:
     # Imported here so that the command line never loads Qt.
     from desktop_app.app import run_gui
 
-    return run_gui(data_dir=data_dir, demo=args.demo, verbose=args.verbose)
+    return run_gui(
+        data_dir=data_dir, demo=args.demo, verbose=args.verbose, smoke_test=args.smoke_test
+    )
