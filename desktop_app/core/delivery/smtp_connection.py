@@ -18,7 +18,7 @@ import asyncio
 import re
 import ssl
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import aiosmtplib
 from aiosmtplib import SMTPResponseException
@@ -231,7 +231,7 @@ class SmtpConnection:
         """One transaction. Never raises for SMTP or network trouble: it is in the result."""
         started = time.perf_counter()
         try:
-            result = await self._transact(envelope_from, recipients, raw)
+            result = await self._transact(envelope_from, recipients, raw, started)
         except SmtpFailure as failure:
             result = TransactionResult(
                 outcome=failure.outcome,
@@ -239,14 +239,14 @@ class SmtpConnection:
                 reply_code=failure.reply_code,
                 enhanced_status=failure.enhanced_status,
                 detail=failure.detail,
+                latency_ms=_milliseconds_since(started),
             )
         self.last_used = time.monotonic()
         self.transactions += 1
-        latency = (time.perf_counter() - started) * 1000
-        return _with_latency(result, latency)
+        return result
 
     async def _transact(
-        self, envelope_from: str, recipients: tuple[str, ...], raw: bytes
+        self, envelope_from: str, recipients: tuple[str, ...], raw: bytes, started: float
     ) -> TransactionResult:
         wire = self._wire
         if wire is None or not wire.in_sync:
@@ -313,6 +313,7 @@ class SmtpConnection:
                 detail=last_refusal.detail,
                 refused_permanently=tuple(permanent),
                 refused_transiently=tuple(transient),
+                latency_ms=_milliseconds_since(started),
             )
 
         if data_reply is None:
@@ -342,6 +343,7 @@ class SmtpConnection:
                 detail=failure.detail,
                 refused_permanently=tuple(permanent),
                 refused_transiently=tuple(transient),
+                latency_ms=_milliseconds_since(started),
             )
         return TransactionResult(
             outcome=OutcomeClass.DELIVERED,
@@ -352,6 +354,7 @@ class SmtpConnection:
             delivered_to=tuple(accepted),
             refused_permanently=tuple(permanent),
             refused_transiently=tuple(transient),
+            latency_ms=_milliseconds_since(started),
         )
 
     async def _exchange(self, wire: SmtpWire, commands: bytes) -> list[Reply]:
@@ -444,15 +447,20 @@ class SmtpConnection:
 
 def _dot_stuffed(raw: bytes) -> bytes:
     """The DATA payload: CRLF line ends, leading dots doubled, terminated by CRLF "." CRLF."""
-    body = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
-    body = _LEADING_DOT.sub(b"..", body)
-    if not body.endswith(b"\r\n"):
-        body += b"\r\n"
-    return body + b".\r\n"
+    # Messages from Relaydesk's composer already have CRLF line ends and rarely a line
+    # starting with a dot: counting is far cheaper than three rewrites and a regex pass.
+    line_feeds = raw.count(b"\n")
+    if not (raw.count(b"\r") == line_feeds == raw.count(b"\r\n")):
+        raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n").replace(b"\n", b"\r\n")
+    if raw.startswith(b".") or b"\n." in raw:
+        raw = _LEADING_DOT.sub(b"..", raw)
+    if not raw.endswith(b"\r\n"):
+        raw += b"\r\n"
+    return raw + b".\r\n"
 
 
-def _with_latency(result: TransactionResult, latency_ms: float) -> TransactionResult:
-    return replace(result, latency_ms=latency_ms)
+def _milliseconds_since(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
 
 
 def _path(address: str) -> bytes:
