@@ -10,20 +10,27 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Connection
 
 from desktop_app.core.models import OutboxMessage
 from desktop_app.core.storage.outbox import (
     AttemptFinished,
     AttemptStarted,
+    AttemptWithdrawn,
     MessageTransition,
     OutboxRepository,
 )
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class _Batch:
+    withdrawn: list[AttemptWithdrawn] = field(default_factory=list)
     started: list[AttemptStarted] = field(default_factory=list)
     finished: list[AttemptFinished] = field(default_factory=list)
     transitions: list[MessageTransition] = field(default_factory=list)
@@ -52,6 +59,8 @@ class Journal:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._busy = False
+        # The journal's own database connection, opened and closed on the executor's thread.
+        self._connection: Connection | None = None
         self.commits = 0  # how many transactions; entries/commits is the batching factor
 
     def start(self) -> None:
@@ -61,15 +70,17 @@ class Journal:
     async def write(
         self,
         *,
+        withdrawn: Sequence[AttemptWithdrawn] = (),
         started: Sequence[AttemptStarted] = (),
         finished: Sequence[AttemptFinished] = (),
         transitions: Sequence[MessageTransition] = (),
     ) -> None:
         """Return once these entries are committed; raise if the commit failed."""
-        if not (started or finished or transitions):
+        if not (withdrawn or started or finished or transitions):
             return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         batch = self._pending
+        batch.withdrawn.extend(withdrawn)
         batch.started.extend(started)
         batch.finished.extend(finished)
         batch.transitions.extend(transitions)
@@ -119,14 +130,32 @@ class Journal:
                 self._busy = False
 
     def _commit(self, batch: _Batch) -> None:
-        batch.claimed = self._outbox.record(
-            started=batch.started,
-            finished=batch.finished,
-            transitions=batch.transitions,
-            owner=self._owner,
-            claim=batch.claim,
-            lease_seconds=self._lease_seconds,
-        )
+        if self._connection is None:
+            self._connection = self._outbox.open_writer()
+        try:
+            batch.claimed = self._outbox.record(
+                withdrawn=batch.withdrawn,
+                started=batch.started,
+                finished=batch.finished,
+                transitions=batch.transitions,
+                owner=self._owner,
+                claim=batch.claim,
+                lease_seconds=self._lease_seconds,
+                connection=self._connection,
+            )
+        except Exception:
+            # Rolled back; the next commit starts on a fresh connection in case this one
+            # is what broke.
+            self._close_connection()
+            raise
+
+    def _close_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.close()
+            except Exception:  # already broken: nothing more to release
+                log.debug("closing the journal's connection failed", exc_info=True)
 
     async def close(self) -> None:
         """Finish what is pending, then stop the writer task."""
@@ -139,3 +168,4 @@ class Journal:
             except asyncio.CancelledError:
                 pass
             self._task = None
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._close_connection)

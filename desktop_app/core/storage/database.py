@@ -98,6 +98,22 @@ class Database:
         with self.translated_errors(), self._writer.begin() as connection:
             yield connection
 
+    def open_writer(self) -> Connection:
+        """A connection of one's own for many write transactions (see ``write_on``).
+
+        The delivery engine's journal commits hundreds of times a second; checking a
+        connection out of the pool for each cost a fifth of its database thread's CPU.
+        The caller closes it, on the thread that opened it.
+        """
+        with self.translated_errors():
+            return self._writer.connect()
+
+    @contextmanager
+    def write_on(self, connection: Connection) -> Iterator[Connection]:
+        """A write transaction on a connection from ``open_writer``, like ``write()``."""
+        with self.translated_errors(), connection.begin():
+            yield connection
+
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only snapshot; never blocks the writer (WAL)."""

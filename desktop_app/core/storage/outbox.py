@@ -17,7 +17,18 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Boolean, and_, bindparam, case, func, insert, or_, select, update
+from sqlalchemy import (
+    Boolean,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection
 
 from desktop_app.core.models import (
@@ -61,6 +72,15 @@ class NewMessage:
     route: str | None = None  # "healthiest": through the healthiest provider (alert mail)
     urgent: bool = False  # claimed before everything already waiting (alert mail)
     campaign_id: int | None = None  # the campaign it belongs to (reports, pause, cancel)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptWithdrawn:
+    """Journal entry: an attempt row written before MAIL FROM whose provider was never
+    contacted after all (its breaker opened while the message waited for a connection)."""
+
+    outbox_id: int
+    number: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +176,11 @@ _INSERT_ATTEMPT = insert(AttemptRow).values(
     provider_id=bindparam("b_provider"),
     provider_name=bindparam("b_provider_name"),
     started_at=bindparam("b_started"),
+)
+_WITHDRAW_ATTEMPT = delete(AttemptRow).where(
+    AttemptRow.outbox_id == bindparam("b_outbox"),
+    AttemptRow.number == bindparam("b_number"),
+    AttemptRow.finished_at.is_(None),
 )
 _FINISH_ATTEMPT = (
     update(AttemptRow)
@@ -299,23 +324,39 @@ class OutboxRepository:
     def record(
         self,
         *,
+        withdrawn: Sequence[AttemptWithdrawn] = (),
         started: Sequence[AttemptStarted] = (),
         finished: Sequence[AttemptFinished] = (),
         transitions: Sequence[MessageTransition] = (),
         owner: str | None = None,
         claim: int = 0,
         lease_seconds: float = 300.0,
+        connection: Connection | None = None,
     ) -> list[OutboxMessage]:
         """Write a batch of journal entries in one transaction (the group commit).
 
         With ``claim`` > 0 (and an ``owner``), the same transaction also leases up to that
         many due messages and returns them: one commit per engine cycle instead of two.
+        ``connection`` is one from ``Database.open_writer`` to run it on (the journal's).
         """
-        with self._database.write() as connection:
-            self._record(connection, started, finished, transitions, owner)
+        database = self._database
+        transaction = database.write() if connection is None else database.write_on(connection)
+        with transaction as active:
+            if withdrawn:
+                # First: a withdrawn attempt's number is used again by the next attempt.
+                execute_many_fast(
+                    active,
+                    _WITHDRAW_ATTEMPT,
+                    [{"b_outbox": w.outbox_id, "b_number": w.number} for w in withdrawn],
+                )
+            self._record(active, started, finished, transitions, owner)
             if claim > 0 and owner is not None:
-                return self.claim_in(connection, owner, claim, lease_seconds=lease_seconds)
+                return self.claim_in(active, owner, claim, lease_seconds=lease_seconds)
         return []
+
+    def open_writer(self) -> Connection:
+        """A connection for many ``record`` calls (``Database.open_writer``)."""
+        return self._database.open_writer()
 
     @staticmethod
     def _record(
