@@ -719,3 +719,36 @@ async def test_a_bug_in_one_delivery_gives_the_message_back_instead_of_stranding
     assert first["outcome"] == "ambiguous"
     assert first["detail"] == "internal error: RuntimeError: injected bug"
     assert second["outcome"] == "delivered"
+
+
+@pytest.mark.asyncio
+async def test_mail_waiting_for_a_connection_goes_elsewhere_once_the_breaker_opens(
+    scripted_smtp: Callable[..., ScriptedSMTPServer], delivery: Any
+) -> None:
+    """Messages routed to a provider that times out do not each wait out a timeout there.
+
+    One connection, so the messages routed to "slow" queue for it; the first two time out
+    and open the breaker, and the others, woken in the queue, go to the backup untried.
+    """
+    slow = scripted_smtp(delays={"CONNECT": 5.0})  # the greeting never comes in time
+    backup = scripted_smtp()
+    delivery.add_provider("slow", slow.port, priority=0, max_connections=1)
+    delivery.add_provider("backup", backup.port, priority=1)
+    delivery.settings(
+        smtp__timeout_seconds="1", breaker__failure_threshold="2", breaker__open_seconds="600"
+    )
+    queued = delivery.queue(12)
+
+    await delivery.run_until_idle()
+
+    assert sorted(backup.message_ids()) == sorted(queued)
+    tried = delivery.attempts_through("slow")
+    assert [attempt["outcome"] for attempt in tried] == ["provider_failure"] * 2
+    # The rows written for the messages that never reached "slow" were taken back, and
+    # every message's attempts are numbered 1, 2, ... without a gap.
+    assert delivery.sql("SELECT id FROM attempts WHERE finished_at IS NULL") == []
+    for message_id in queued:
+        numbers = [attempt["number"] for attempt in delivery.attempts(message_id)]
+        assert numbers == list(range(1, len(numbers) + 1))
+        row = delivery.message(message_id)
+        assert row["attempt_count"] == len(numbers)

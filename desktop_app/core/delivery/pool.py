@@ -20,6 +20,10 @@ from desktop_app.core.models import OutcomeClass, ProviderConfig, Security, Smtp
 LIVENESS_CHECK_SECONDS = 5.0
 
 
+class AcquireAbandoned(Exception):
+    """The caller no longer wants a connection (see ``ConnectionPool.acquire``)."""
+
+
 class ConnectionPool:
     """Connections to one provider; ``acquire`` waits while all of them are busy."""
 
@@ -45,14 +49,17 @@ class ConnectionPool:
         self._released = asyncio.Event()
         self.opened = 0  # connections opened over the pool's life (for tests and stats)
 
-    async def acquire(self) -> SmtpConnection:
+    async def acquire(self, *, abandon: Callable[[], bool] | None = None) -> SmtpConnection:
         """A ready connection: an idle one if it is still alive, else a new one.
 
-        Raises ``SmtpFailure`` when a new connection cannot be opened.
+        Raises ``SmtpFailure`` when a new connection cannot be opened, and
+        ``AcquireAbandoned`` when ``abandon()`` says so after waiting for a free slot.
         """
         while self.in_use >= self.provider.max_connections:
             self._released.clear()
             await self._released.wait()
+            if abandon is not None and abandon():
+                raise AcquireAbandoned
         self.in_use += 1
         try:
             while self._idle:
