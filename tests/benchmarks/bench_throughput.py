@@ -1,11 +1,13 @@
 """Throughput of the delivery engine against bare SMTP clients, all in one run.
 
 Starts one Postfix ``smtp-sink`` on a free loopback port and pushes 1 KB messages at it
-four ways, over the same number of parallel connections where that applies:
+five ways, over the same number of parallel connections where that applies:
 
   engine       Relaydesk's DeliveryEngine draining N durable outbox messages
                (claim, attempt row, send, outcome: every step group-committed to SQLite)
-  aiosmtplib   the bare client the engine is built on: C connections, sendmail in a loop
+  client       the engine's own SMTP client (SmtpConnection: aiosmtplib opens the session,
+               transactions pipelined when offered) in a bare loop, no outbox
+  aiosmtplib   the bare library client: C connections, sendmail in a loop
   smtplib      the stdlib client, one connection, sequential (a floor, not a target)
   smtp-source  Postfix's C load generator (-d: reuse each connection): the wire's ceiling
 
@@ -49,8 +51,9 @@ if str(REPO_ROOT) not in sys.path:
 import aiosmtplib  # noqa: E402
 
 from desktop_app.core.compose import build_message  # noqa: E402
+from desktop_app.core.delivery.smtp_connection import SmtpConnection  # noqa: E402
 from desktop_app.core.events import Event  # noqa: E402
-from desktop_app.core.models import ProviderConfig, Security  # noqa: E402
+from desktop_app.core.models import OutcomeClass, ProviderConfig, Security  # noqa: E402
 from desktop_app.core.storage.outbox import NewMessage  # noqa: E402
 from desktop_app.core.workspace import Workspace  # noqa: E402
 
@@ -292,6 +295,34 @@ def run_aiosmtplib(raw: bytes, port: int, connections: int, count: int) -> float
     return asyncio.run(main())
 
 
+def run_wire(raw: bytes, port: int, connections: int, count: int) -> float:
+    """The engine's own SMTP client (SmtpConnection: pipelined when offered) in a bare
+    loop like the aiosmtplib one, with no outbox: what the durable bookkeeping costs."""
+    shares = [
+        count // connections + (1 if i < count % connections else 0) for i in range(connections)
+    ]
+    provider = ProviderConfig(name="sink", host=LOOPBACK, port=port, security=Security.NONE)
+
+    async def worker(client: SmtpConnection, share: int) -> None:
+        for index in range(share):
+            result = await client.send(SENDER, (f"rcpt{index}@{RECIPIENT_DOMAIN}",), raw)
+            if result.outcome is not OutcomeClass.DELIVERED:
+                raise SystemExit(f"SmtpConnection: not delivered: {result.detail}")
+
+    async def main() -> float:
+        clients = [
+            SmtpConnection(provider, None, timeout=30.0, helo_name="bench.localhost")
+            for _ in range(connections)
+        ]
+        started = time.perf_counter()
+        await asyncio.gather(*(client.open() for client in clients))
+        await asyncio.gather(*(worker(c, s) for c, s in zip(clients, shares, strict=True)))
+        await asyncio.gather(*(client.close() for client in clients))
+        return time.perf_counter() - started
+
+    return asyncio.run(main())
+
+
 def run_smtplib(raw: bytes, port: int, count: int) -> float:
     """One connection, ``count`` sequential sendmail calls; returns seconds."""
     started = time.perf_counter()
@@ -449,6 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     engine = Result("engine (durable outbox)", count)
     bare = Result("aiosmtplib (bare, gather)", count)
+    wire = Result("engine's client, no outbox", count)
     stdlib = Result("smtplib (1 conn, sequential)", smtplib_count)
     source = Result("smtp-source -d (C, Postfix)", count)
     engine_runs: list[EngineRun] = []
@@ -467,6 +499,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for round_number in range(args.repeat):
             measure(bare, sink, lambda: run_aiosmtplib(raw, sink.port, connections, count))
             measure(engine, sink, engine_once)
+            measure(wire, sink, lambda: run_wire(raw, sink.port, connections, count))
             measure(stdlib, sink, lambda: run_smtplib(raw, sink.port, smtplib_count))
             measure(
                 source,
@@ -496,7 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{'method':<30}{'msgs':>7}{'median s':>10}{'msgs/s':>9}{'vs aiosmtplib':>15}"
         f"{'CPU ms/msg':>12}  msgs/s range"
     )
-    for result in (engine, bare, stdlib, source):
+    for result in (engine, wire, bare, stdlib, source):
         print(
             f"{result.name:<30}{result.messages:>7}{result.median_seconds:>10.3f}"
             f"{result.rate:>9,.0f}{result.rate / baseline:>14.2f}x"
@@ -505,6 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ratio = engine.rate / baseline
     verdict = "meets" if ratio >= TARGET_RATIO else "BELOW"
     print(f"\nengine / aiosmtplib  = {ratio:.2f}  ({verdict} the {TARGET_RATIO}x target)")
+    print(f"engine / its client without the outbox = {engine.rate / wire.rate:.2f}")
     print(f"engine / smtplib     = {engine.rate / stdlib.rate:.2f}")
     print(f"engine / smtp-source = {engine.rate / source.rate:.2f}")
     print(f"aiosmtplib / smtp-source = {baseline / source.rate:.2f}  (the Python client vs C)")
