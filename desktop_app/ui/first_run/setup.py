@@ -9,7 +9,7 @@ from desktop_app.core.models import ProviderConfig
 from desktop_app.core.provider_files.adding import add_providers, describe_server
 from desktop_app.core.workspace import Workspace
 
-DEMO_SUGGESTION = "To see Relaydesk at work without touching real servers, run `relaydesk --demo`."
+DEMO_SUGGESTION = "To see Relaydesk at work without touching real servers, run: relaydesk --demo"
 
 
 @dataclass(frozen=True, slots=True)
