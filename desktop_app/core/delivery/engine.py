@@ -226,6 +226,7 @@ class DeliveryEngine:
         self.stats = EngineStats()
         self.running = False
         self._pending_work: Callable[[], int] = outbox.pending_count
+        self._companions_busy: Callable[[], bool] = lambda: False
 
     # -- control (call on the loop thread) ------------------------------------------------
 
@@ -266,10 +267,14 @@ class DeliveryEngine:
         until_idle: bool = False,
         drain_timeout: float = 30.0,
         pending_work: Callable[[], int] | None = None,
+        companions_busy: Callable[[], bool] | None = None,
     ) -> None:
         """Deliver until ``request_stop()`` (or, with ``until_idle``, until nothing is pending:
-        ``pending_work`` counts it when more than the outbox feeds the engine)."""
+        ``pending_work`` counts it when more than the outbox feeds the engine, on the database
+        thread; ``companions_busy``, on the loop, says when one may still queue mail)."""
         self._pending_work = pending_work or self._outbox.pending_count
+        if companions_busy is not None:
+            self._companions_busy = companions_busy
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="outbox-db")
         self._journal = Journal(
             self._outbox, self.owner, self._executor, lease_seconds=LEASE_SECONDS
@@ -318,7 +323,12 @@ class DeliveryEngine:
                 if batch:
                     await asyncio.sleep(0)
                     continue
-                if until_idle and not self._tasks and await self._db(self._pending_work) == 0:
+                if (
+                    until_idle
+                    and not self._tasks
+                    and not self._companions_busy()
+                    and await self._db(self._pending_work) == 0
+                ):
                     self._publish_status("idle")
                     return
                 await self._sleep(await self._idle_wait())
@@ -355,8 +365,11 @@ class DeliveryEngine:
         boundary = min((lane.maintenance_next_change for lane in self._lanes.values()), default=0)
         if boundary > 0:
             seconds = min(seconds, max(0.001, boundary - time.time()))
+        # asyncio.timeout, not wait_for: this runs once per finished delivery, and
+        # wait_for wraps the wait in a new task each time.
         try:
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
         except TimeoutError:
             pass
         self._wake.clear()

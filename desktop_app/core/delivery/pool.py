@@ -8,6 +8,7 @@ for a while (servers drop quiet clients), and closes them after ``idle_seconds``
 from __future__ import annotations
 
 import asyncio
+import collections
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -46,7 +47,7 @@ class ConnectionPool:
         self._idle: list[SmtpConnection] = []
         self._tls_context: ssl.SSLContext | None = None
         self.in_use = 0
-        self._released = asyncio.Event()
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self.opened = 0  # connections opened over the pool's life (for tests and stats)
 
     async def acquire(self, *, abandon: Callable[[], bool] | None = None) -> SmtpConnection:
@@ -55,12 +56,13 @@ class ConnectionPool:
         Raises ``SmtpFailure`` when a new connection cannot be opened, and
         ``AcquireAbandoned`` when ``abandon()`` says so after waiting for a free slot.
         """
-        while self.in_use >= self.provider.max_connections:
-            self._released.clear()
-            await self._released.wait()
+        if self.in_use < self.provider.max_connections and not self._waiters:
+            self.in_use += 1
+        else:
+            await self._wait_for_slot()
             if abandon is not None and abandon():
+                self._give_back_slot()
                 raise AcquireAbandoned
-        self.in_use += 1
         try:
             while self._idle:
                 connection = self._idle.pop()
@@ -112,9 +114,32 @@ class ConnectionPool:
         else:
             await connection.close()
 
+    async def _wait_for_slot(self) -> None:
+        """Queue for a connection slot; it is counted in ``in_use`` for us when we wake.
+
+        One waiter is woken per freed slot, first come first served: with many messages
+        routed per connection, waking them all on every release (an Event) cost more CPU
+        than the SMTP conversation itself.
+        """
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._give_back_slot()  # handed a slot in the same loop turn: pass it on
+            raise
+
     def _give_back_slot(self) -> None:
         self.in_use -= 1
-        self._released.set()
+        self._hand_over_slots()
+
+    def _hand_over_slots(self) -> None:
+        while self._waiters and self.in_use < self.provider.max_connections:
+            waiter = self._waiters.popleft()
+            if not waiter.done():  # a cancelled waiter is done: skipped
+                self.in_use += 1
+                waiter.set_result(None)
 
     def forget_password(self) -> None:
         """Read the password from the keyring again next time (it was changed, or refused)."""
@@ -126,6 +151,7 @@ class ConnectionPool:
         if provider != self.provider:
             self.provider = provider
             self.forget_password()
+            self._hand_over_slots()  # more connections allowed: waiters need not wait
 
     async def close_idle(self, *, older_than: float | None = None) -> int:
         """QUIT idle connections unused for ``older_than`` seconds (default: idle_seconds)."""
