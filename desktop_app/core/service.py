@@ -83,7 +83,12 @@ class DeliveryService:
             asyncio.create_task(self.delivery_prober.run(), name="delivery-prober"),
         ]
         try:
-            await self.engine.run(until_idle=until_idle, pending_work=self._workspace.pending_work)
+            await self.engine.run(
+                until_idle=until_idle,
+                pending_work=self._workspace.pending_work,
+                # An alert being stored may be about to queue its email: not idle yet.
+                companions_busy=self.alerter.busy,
+            )
         finally:
             self.monitor.request_stop()
             self.alerter.request_stop()

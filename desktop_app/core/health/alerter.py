@@ -305,6 +305,10 @@ class Alerter:
         if not task.cancelled() and task.exception() is not None:
             log.error("could not deliver an alert: %s", task.exception())
 
+    def busy(self) -> bool:
+        """Whether an alert raised so far is still being stored (and maybe emailed)."""
+        return bool(self._tasks)
+
     async def drain(self) -> None:
         """Wait until every alert raised so far is stored (tests, shutdown)."""
         while self._tasks:
