@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Select, event
@@ -124,7 +126,39 @@ def translate_database_error(exc: DatabaseError, location: str) -> EnvironmentPr
     return None
 
 
-_COMPILED: dict[tuple[int, str], Any] = {}
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """A statement compiled once per dialect, with what it takes to bind a row to it."""
+
+    sql: str
+    order: tuple[str, ...] | None  # parameter names in placeholder order, when positional
+    defaults: dict[str, Any]  # values fixed in the statement (e.g. ``lease_expires_at=None``)
+
+
+_PREPARED: dict[tuple[int, str], _Prepared] = {}
+
+
+def _prepared(connection: Connection, statement: Any) -> _Prepared:
+    key = (id(statement), connection.dialect.name)
+    prepared = _PREPARED.get(key)
+    if prepared is None:
+        compiled = statement.compile(dialect=connection.dialect)
+        prepared = _Prepared(
+            sql=compiled.string,
+            order=tuple(compiled.positiontup) if compiled.positional else None,
+            defaults={
+                name: bind.value for name, bind in compiled.binds.items() if not bind.required
+            },
+        )
+        _PREPARED[key] = prepared
+    return prepared
+
+
+def _bound(prepared: _Prepared, row: dict[str, Any]) -> Any:
+    values = {**prepared.defaults, **row} if prepared.defaults else row
+    if prepared.order is None:
+        return values
+    return tuple(map(values.__getitem__, prepared.order))
 
 
 def execute_many_fast(
@@ -138,27 +172,35 @@ def execute_many_fast(
     per dialect and the rows go to the driver as they are: callers pass values the driver
     takes directly (JSON already encoded as text).
     """
-    key = (id(statement), connection.dialect.name)
-    compiled = _COMPILED.get(key)
-    if compiled is None:
-        compiled = statement.compile(dialect=connection.dialect)
-        _COMPILED[key] = compiled
-    # Values fixed in the statement itself (e.g. ``lease_expires_at=None``).
-    defaults = {name: bind.value for name, bind in compiled.binds.items() if not bind.required}
-    if compiled.positional:
-        order = compiled.positiontup
-        params: Sequence[Any] = [tuple({**defaults, **row}[name] for name in order) for row in rows]
-    else:
-        params = [{**defaults, **row} for row in rows]
+    prepared = _prepared(connection, statement)
+    with _driver_cursor(connection, prepared) as cursor:
+        cursor.executemany(prepared.sql, [_bound(prepared, row) for row in rows])
+
+
+def fetch_all_fast(connection: Connection, statement: Any, row: dict[str, Any]) -> list[Any]:
+    """Execute a prebuilt statement once on the driver's cursor and return its raw rows.
+
+    Tuples in the statement's column order, values as the driver gives them (no type
+    processing: JSON columns come back as text). For the engine's claim, run hundreds of
+    times a second.
+    """
+    prepared = _prepared(connection, statement)
+    with _driver_cursor(connection, prepared) as cursor:
+        cursor.execute(prepared.sql, _bound(prepared, row))
+        return list(cursor.fetchall())
+
+
+@contextmanager
+def _driver_cursor(connection: Connection, prepared: _Prepared) -> Iterator[Any]:
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
     driver_error = connection.dialect.loaded_dbapi.Error
     try:
-        cursor.executemany(compiled.string, params)
+        yield cursor
     except driver_error as exc:
         # Same exception types as everywhere else (IntegrityError, OperationalError...),
         # parameters hidden: they are message data.
         raise DBAPIError.instance(
-            compiled.string, None, exc, driver_error, hide_parameters=True, ismulti=True
+            prepared.sql, None, exc, driver_error, hide_parameters=True, ismulti=True
         ) from exc
     finally:
         cursor.close()

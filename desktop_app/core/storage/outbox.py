@@ -25,6 +25,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal_column,
     or_,
     select,
     update,
@@ -39,7 +40,7 @@ from desktop_app.core.models import (
     OutcomeClass,
 )
 from desktop_app.core.storage.database import Database
-from desktop_app.core.storage.dialect import execute_many_fast, lock_for_claim
+from desktop_app.core.storage.dialect import execute_many_fast, fetch_all_fast, lock_for_claim
 from desktop_app.core.storage.schema import AttemptRow, OutboxRow
 
 #: States a message can be claimed from once its ``next_attempt_at`` is due.
@@ -140,7 +141,9 @@ class RecoveryReport:
 _CLAIM_IDS = lock_for_claim(
     select(OutboxRow.id)
     .where(
-        OutboxRow.state.in_([s.value for s in CLAIMABLE]),
+        # Written into the SQL (fixed enum values): an expanding IN parameter would need
+        # SQLAlchemy's per-execution rendering, and the claim runs on the driver's cursor.
+        OutboxRow.state.in_([literal_column(f"'{state.value}'") for state in CLAIMABLE]),
         OutboxRow.next_attempt_at <= bindparam("now"),
     )
     .order_by(OutboxRow.next_attempt_at, OutboxRow.id)
@@ -170,6 +173,8 @@ _CLAIM = (
         OutboxRow.route,
     )
 )
+# Positions in _CLAIM's RETURNING row.
+_CLAIMED_ID, _CLAIMED_DUE = 0, 8
 _INSERT_ATTEMPT = insert(AttemptRow).values(
     outbox_id=bindparam("b_outbox"),
     number=bindparam("b_number"),
@@ -296,7 +301,10 @@ class OutboxRepository:
     ) -> list[OutboxMessage]:
         """``claim_due`` inside a transaction the caller owns (the journal's group commit)."""
         now = time.time() if now is None else now
-        rows = connection.execute(
+        # On the driver's cursor, like the journal's other statements: SQLAlchemy's result
+        # processing of the claimed rows was a quarter of the journal thread's CPU.
+        rows = fetch_all_fast(
+            connection,
             _CLAIM,
             {
                 "now": now,
@@ -304,21 +312,35 @@ class OutboxRepository:
                 "owner": owner,
                 "lease_expires_at": now + lease_seconds,
             },
-        ).all()
-        rows = sorted(rows, key=lambda row: (row.next_attempt_at, row.id))
+        )
+        # RETURNING gives rows in no particular order: oldest due first, as selected.
+        rows.sort(key=lambda row: (row[_CLAIMED_DUE], row[_CLAIMED_ID]))
         return [
             OutboxMessage(
-                outbox_id=row.id,
-                message_id=row.message_id,
-                envelope_from=row.envelope_from,
-                recipients=tuple(row.remaining_recipients),
-                raw=row.raw,
-                attempt_count=row.attempt_count,
-                deferral_count=row.deferral_count,
-                created_at=row.created_at,
-                route=row.route,
+                outbox_id=outbox_id,
+                message_id=message_id,
+                envelope_from=envelope_from,
+                recipients=tuple(
+                    json.loads(recipients) if isinstance(recipients, str) else recipients
+                ),
+                raw=bytes(raw),
+                attempt_count=attempt_count,
+                deferral_count=deferral_count,
+                created_at=created_at,
+                route=route,
             )
-            for row in rows
+            for (
+                outbox_id,
+                message_id,
+                envelope_from,
+                recipients,
+                raw,
+                attempt_count,
+                deferral_count,
+                created_at,
+                _due,
+                route,
+            ) in rows
         ]
 
     def record(
