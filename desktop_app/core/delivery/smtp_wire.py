@@ -30,7 +30,11 @@ MAX_LINE = 8192
 #: A whole multi-line reply (EHLO-sized replies never come through here).
 MAX_REPLY = 65536
 #: What may follow the three digits: text, a continuation dash, or the line end ("250").
-_AFTER_CODE = (b" ", b"-", b"\r", b"\n")
+_AFTER_CODE = (b" ", b"-", b"\r", b"")
+
+
+def _line_text(line: bytes) -> str:
+    return line[4:].strip(b" \t\r").decode("utf-8", "surrogateescape")
 
 
 class Reply(NamedTuple):
@@ -113,20 +117,18 @@ class SmtpWire(asyncio.Protocol):
     # -- asyncio.Protocol ---------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
-        self._buffer += data
-        start = 0
-        while True:
-            end = self._buffer.find(b"\n", start)
-            if end == -1:
-                break
-            line = bytes(self._buffer[start : end + 1])
-            start = end + 1
+        if self._buffer:  # the rest of a line that came in an earlier chunk
+            data = bytes(self._buffer) + data
+            self._buffer.clear()
+        lines = data.split(b"\n")
+        unfinished = lines.pop()  # after the last line feed: empty when data ends a line
+        for line in lines:
             if not self._take_line(line):
                 return
-        del self._buffer[:start]
-        if len(self._buffer) > MAX_LINE:
+        if len(unfinished) > MAX_LINE:
             self._fail(aiosmtplib.SMTPResponseException(-1, "reply line too long"))
             return
+        self._buffer += unfinished
         self._wake()
 
     def eof_received(self) -> bool:
@@ -141,7 +143,8 @@ class SmtpWire(asyncio.Protocol):
     # -- parsing -------------------------------------------------------------------------
 
     def _take_line(self, line: bytes) -> bool:
-        """Add one reply line; False when the reply is malformed (the connection is dropped)."""
+        """Add one reply line (without its line feed); False when the reply is malformed
+        (the connection is then dropped)."""
         well_formed = line[:3].isdigit() and line[3:4] in _AFTER_CODE
         if len(line) > MAX_LINE or not well_formed:
             self._fail(
@@ -150,18 +153,19 @@ class SmtpWire(asyncio.Protocol):
                 )
             )
             return False
-        self._lines.append(line)
         if line[3:4] == b"-":
+            self._lines.append(line)
             if sum(map(len, self._lines)) > MAX_REPLY:
                 self._fail(aiosmtplib.SMTPResponseException(-1, "reply too long"))
                 return False
             return True
-        code = int(line[:3])
-        text = "\n".join(
-            part[4:].strip(b" \t\r\n").decode("utf-8", "surrogateescape") for part in self._lines
-        )
-        self._lines = []
-        self._replies.append(Reply(code, text))
+        if self._lines:
+            self._lines.append(line)
+            text = "\n".join(map(_line_text, self._lines))
+            self._lines = []
+        else:  # the usual one-line reply
+            text = _line_text(line)
+        self._replies.append(Reply(int(line[:3]), text))
         return True
 
     def _wake(self) -> None:
