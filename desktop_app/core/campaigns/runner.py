@@ -145,6 +145,14 @@ class CampaignRunner:
         )
         queued_total = 0
         sending = self._campaigns.in_state(CampaignState.SENDING)
+        for campaign in sending:
+            event, queued = self._advance(campaign, threshold, now)
+            queued_total += queued
+            if event is not None:
+                events.append(event)
+        # After advancing, for the same campaigns: one that completed just now is not
+        # "sending" at the next pass, and a refusal the engine recorded after this pass
+        # began would otherwise never count as a bounce.
         refused = self._bounces.record_refusals([c.id for c in sending])
         if refused.hard:
             events.append(
@@ -152,11 +160,6 @@ class CampaignRunner:
                     "refused at RCPT TO", len(refused.hard), 0, 0, len(refused.suppressed)
                 )
             )
-        for campaign in sending:
-            event, queued = self._advance(campaign, threshold, now)
-            queued_total += queued
-            if event is not None:
-                events.append(event)
         return events, queued_total
 
     def _start(self, campaign: Campaign, now: float) -> CampaignChanged:
