@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -35,7 +34,7 @@ from desktop_app.core.validation import check_no_line_breaks
 from desktop_app.core.workspace import Workspace
 from desktop_app.ui.bridge import CoreBridge, is_shutdown_error
 from desktop_app.ui.feedback import ERROR_STYLE, one_line
-from desktop_app.ui.provider_dialog import check_server_fields, labelled
+from desktop_app.ui.provider_dialog import check_server_fields, labelled, server_fields
 
 DEFAULT_PORTS = {Security.TLS: 993, Security.STARTTLS: 143, Security.NONE: 143}
 ROLE_TEXTS = {
@@ -95,24 +94,18 @@ class MailboxDialog(QDialog):
         self.provider.setToolTip(
             "A provider's own bounce mailbox, or one mailbox for all providers"
         )
-        self.host = labelled(QLineEdit(), "Host")
-        self.host.setPlaceholderText("imap.example.com")
-        self.port = labelled(QSpinBox(), "Port")
-        self.port.setRange(1, 65535)
-        self.port.setValue(DEFAULT_PORTS[Security.TLS])
-        self.security = labelled(QComboBox(), "Security")
-        for value, text in (
-            (Security.TLS, "TLS (implicit, port 993)"),
-            (Security.STARTTLS, "STARTTLS (required, port 143)"),
-            (Security.NONE, "None (loopback only)"),
-        ):
-            self.security.addItem(text, value)
-        self.username = labelled(QLineEdit(), "Username")
-        self.password = labelled(QLineEdit(), "Password")
-        self.password.setEchoMode(QLineEdit.EchoMode.Password)
-        self.password.setPlaceholderText(
-            "unchanged (stored in the OS keyring)" if mailbox else "stored in the OS keyring"
+        server = server_fields(
+            (
+                (Security.TLS, "TLS (implicit, port 993)"),
+                (Security.STARTTLS, "STARTTLS (required, port 143)"),
+                (Security.NONE, "None (loopback only)"),
+            ),
+            port=DEFAULT_PORTS[Security.TLS],
+            editing=mailbox is not None,
         )
+        self.host, self.port, self.security = server.host, server.port, server.security
+        self.username, self.password = server.username, server.password
+        self.host.setPlaceholderText("imap.example.com")
         self.folder = labelled(QLineEdit("INBOX"), "Folder")
         self.processed_folder = labelled(QLineEdit("Relaydesk/Processed"), "Processed folder")
         self.processed_folder.setToolTip("Messages are moved here once they have been read")

@@ -59,6 +59,40 @@ def check_server_fields(name: QLineEdit, host: QLineEdit, port: QSpinBox) -> Non
         raise UserInputError("port must be a number from 1 to 65535")
 
 
+@dataclasses.dataclass(frozen=True)
+class ServerFields:
+    """The connection fields a provider and an IMAP mailbox both have."""
+
+    host: QLineEdit
+    port: QSpinBox
+    security: QComboBox
+    username: QLineEdit
+    password: QLineEdit
+
+
+def server_fields(
+    security_choices: Iterable[tuple[Security, str]], *, port: int, editing: bool
+) -> ServerFields:
+    """Host, port, security (in the order given), username and a password field that says
+    where the password goes (and, when ``editing``, that empty keeps the stored one)."""
+    fields = ServerFields(
+        host=labelled(QLineEdit(), "Host"),
+        port=labelled(QSpinBox(), "Port"),
+        security=labelled(QComboBox(), "Security"),
+        username=labelled(QLineEdit(), "Username"),
+        password=labelled(QLineEdit(), "Password"),
+    )
+    fields.port.setRange(1, 65535)
+    fields.port.setValue(port)
+    for value, text in security_choices:
+        fields.security.addItem(text, value)
+    fields.password.setEchoMode(QLineEdit.EchoMode.Password)
+    fields.password.setPlaceholderText(
+        "unchanged (stored in the OS keyring)" if editing else "stored in the OS keyring"
+    )
+    return fields
+
+
 class ShortcutButton(QPushButton):
     """A push button whose keyboard shortcut clicks it at once and leaves the focus alone.
 
@@ -107,23 +141,17 @@ class ProviderForm(QWidget):
         self.set_taken_names(existing_names)
 
         self.name = labelled(QLineEdit(), "Name")
-        self.host = labelled(QLineEdit(), "Host")
-        self.port = labelled(QSpinBox(), "Port")
-        self.port.setRange(1, 65535)
-        self.port.setValue(587)
-        self.security = labelled(QComboBox(), "Security")
-        for value, text in (
-            (Security.STARTTLS, "STARTTLS (required)"),
-            (Security.TLS, "TLS (implicit)"),
-            (Security.NONE, "None (loopback only)"),
-        ):
-            self.security.addItem(text, value)
-        self.username = labelled(QLineEdit(), "Username")
-        self.password = labelled(QLineEdit(), "Password")
-        self.password.setEchoMode(QLineEdit.EchoMode.Password)
-        self.password.setPlaceholderText(
-            "unchanged (stored in the OS keyring)" if provider else "stored in the OS keyring"
+        server = server_fields(
+            (
+                (Security.STARTTLS, "STARTTLS (required)"),
+                (Security.TLS, "TLS (implicit)"),
+                (Security.NONE, "None (loopback only)"),
+            ),
+            port=587,
+            editing=provider is not None,
         )
+        self.host, self.port, self.security = server.host, server.port, server.security
+        self.username, self.password = server.username, server.password
         self.priority = labelled(QSpinBox(), "Priority")
         self.priority.setRange(0, 999)
         self.weight = labelled(QSpinBox(), "Weight")

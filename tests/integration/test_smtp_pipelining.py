@@ -95,13 +95,8 @@ async def transact(server: ScriptedSMTPServer, *, pipelining: bool, **behaviour:
         still_connected = connection.is_connected
         next_one: bool | None = None
         if still_connected:
-            server.configure(
-                pipelining=pipelining,
-                rcpt_replies={},
-                rcpt_reply=None,
-                mail_reply=None,
-                data_reply=None,
-            )
+            server.reset_behaviour()  # a healthy server for the follow-up
+            server.configure(pipelining=pipelining)
             follow_up = await connection.send(SENDER, ("ann@example.test",), RAW)
             next_one = follow_up.outcome is OutcomeClass.DELIVERED
     finally:
