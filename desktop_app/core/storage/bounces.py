@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from desktop_app.core.bounces.reading import BounceReading, UnsubscribeRequest
 from desktop_app.core.models import MessageState, OutcomeClass
+from desktop_app.core.storage.changes import Topic, bump
 from desktop_app.core.storage.database import Database
 from desktop_app.core.storage.dialect import insert_unless_present
 from desktop_app.core.storage.schema import (
@@ -328,6 +329,7 @@ def _mark_bounced(connection: Connection, outbox_id: int | None, address: str, n
             .where(OutboxRow.id == outbox_id)
             .values(state=MessageState.BOUNCED.value, updated_at=now)
         )
+        bump(connection, Topic.OUTBOX)
 
 
 def _soft_count(connection: Connection, address: str) -> int:

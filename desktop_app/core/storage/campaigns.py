@@ -35,6 +35,7 @@ from desktop_app.core.campaigns.message import Attachment
 from desktop_app.core.campaigns.templates import TemplateSet
 from desktop_app.core.errors import CampaignNotFoundError, ListNotFoundError, UserInputError
 from desktop_app.core.models import MessageState
+from desktop_app.core.storage.changes import Topic, bump
 from desktop_app.core.storage.database import Database
 from desktop_app.core.storage.outbox import NewMessage, OutboxRepository
 from desktop_app.core.storage.schema import (
@@ -385,6 +386,8 @@ class CampaignRepository:
                 )
                 .values(state=MessageState.QUEUED.value, next_attempt_at=now, updated_at=now)
             )
+            if result.rowcount:
+                bump(connection, Topic.OUTBOX)
             return result.rowcount or 0
 
     def cancel(self, campaign_id: int) -> int:
@@ -420,6 +423,8 @@ class CampaignRepository:
                 )
                 .values(state=MessageState.CANCELLED.value, next_attempt_at=None, updated_at=now)
             )
+            if outbox.rowcount:
+                bump(connection, Topic.OUTBOX)
             return (recipients.rowcount or 0) + (outbox.rowcount or 0)
 
     def complete(self, campaign_id: int, *, now: float | None = None) -> bool:
@@ -699,6 +704,8 @@ def _hold(connection: Connection, campaign_ids: Sequence[int]) -> int:
         )
         .values(state=MessageState.HELD.value, next_attempt_at=None, updated_at=time.time())
     )
+    if result.rowcount:
+        bump(connection, Topic.OUTBOX)
     return result.rowcount or 0
 
 

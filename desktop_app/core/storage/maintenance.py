@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from desktop_app.core.errors import ProviderNotFoundError, UserInputError
 from desktop_app.core.models import MaintenanceKind, MaintenanceWindow
+from desktop_app.core.storage.changes import Topic, bump
 from desktop_app.core.storage.database import Database
 from desktop_app.core.storage.schema import MaintenanceWindowRow, ProviderRow
 
@@ -51,7 +52,10 @@ def windows_by_provider(
 
 
 class MaintenanceRepository:
-    """The maintenance_windows table, addressed by provider name."""
+    """The maintenance_windows table, addressed by provider name.
+
+    Every write bumps ``Topic.MAINTENANCE`` in its transaction (storage/changes.py).
+    """
 
     def __init__(self, database: Database) -> None:
         self._database = database
@@ -74,6 +78,7 @@ class MaintenanceRepository:
             )
             session.add(row)
             session.flush()
+            bump(session.connection(), Topic.MAINTENANCE)
             return window_from_row(row)
 
     def remove(self, provider_name: str, window_id: int) -> MaintenanceWindow:
@@ -87,6 +92,7 @@ class MaintenanceRepository:
                 )
             removed = window_from_row(row)
             session.delete(row)
+            bump(session.connection(), Topic.MAINTENANCE)
             return removed
 
     def by_provider(

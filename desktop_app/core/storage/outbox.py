@@ -1,6 +1,6 @@
 """The durable outbox: enqueue, claim with a lease, journal attempts, recover after a crash.
 
-The state machine (DESIGN.md, "The outbox")::
+The state machine (desktop_app/ARCHITECTURE.md, "The outbox")::
 
     queued -> sending -> sent | deferred | failed | unknown
     deferred/unknown --(due)--> sending          queued/deferred/unknown -> cancelled
@@ -8,6 +8,11 @@ The state machine (DESIGN.md, "The outbox")::
 
 Every write here is one transaction, and the engine batches many messages into each one
 (group commit), so durability costs one fsync per batch rather than per message.
+
+Writes people and campaigns make (enqueue, cancel, retry now, leases given back) bump
+``Topic.OUTBOX`` in their transaction (storage/changes.py); the engine's journal (claims,
+attempts, transitions) does not: it runs hundreds of times a second, and the engine
+announces its own progress through its events.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from desktop_app.core.models import (
     OutboxMessage,
     OutcomeClass,
 )
+from desktop_app.core.storage.changes import Topic, bump
 from desktop_app.core.storage.database import Database
 from desktop_app.core.storage.dialect import execute_many_fast, fetch_all_fast, lock_for_claim
 from desktop_app.core.storage.schema import AttemptRow, OutboxRow
@@ -279,7 +285,9 @@ class OutboxRepository:
         if not rows:
             return []
         result = connection.execute(insert(OutboxRow).returning(OutboxRow.id), rows)
-        return [row_id for (row_id,) in result]
+        ids = [row_id for (row_id,) in result]
+        bump(connection, Topic.OUTBOX)
+        return ids
 
     # -- the engine's side ---------------------------------------------------------------
 
@@ -579,6 +587,8 @@ class OutboxRepository:
                     updated_at=now,
                 )
             )
+        # Rare (a start after a crash, a delivery that went wrong), unlike the journal.
+        bump(connection, Topic.OUTBOX)
         return RecoveryReport(requeued=len(safe_ids), unknown=len(ambiguous_ids))
 
     def wake_waiting_for_provider(self, now: float | None = None) -> int:
@@ -694,6 +704,8 @@ class OutboxRepository:
                     updated_at=now,
                 )
             )
+            if result.rowcount:
+                bump(connection, Topic.OUTBOX)
             return result.rowcount or 0
 
     def cancel(self, outbox_ids: Sequence[int]) -> int:
@@ -708,4 +720,6 @@ class OutboxRepository:
                 )
                 .values(state=MessageState.CANCELLED.value, next_attempt_at=None, updated_at=now)
             )
+            if result.rowcount:
+                bump(connection, Topic.OUTBOX)
             return result.rowcount or 0

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from desktop_app.core.errors import DuplicateProviderError, ProviderNotFoundError
 from desktop_app.core.models import MaintenanceWindow, ProviderConfig, RateLimits, Security
+from desktop_app.core.storage.changes import Topic, bump
 from desktop_app.core.storage.database import Database
 from desktop_app.core.storage.maintenance import windows_by_provider
 from desktop_app.core.storage.schema import ProviderRow
@@ -64,7 +65,8 @@ class ProviderRepository:
     """CRUD on the providers table. Validation and secrets are the caller's job.
 
     Providers come back with their maintenance windows; ``add`` and ``update`` leave the
-    windows alone (they change only through storage/maintenance.py).
+    windows alone (they change only through storage/maintenance.py). Every write bumps
+    ``Topic.PROVIDERS`` in its transaction (storage/changes.py).
     """
 
     def __init__(self, database: Database) -> None:
@@ -91,6 +93,7 @@ class ProviderRepository:
             with self._database.session() as session:
                 session.add(row)
                 session.flush()
+                bump(session.connection(), Topic.PROVIDERS)
                 return _to_config(row)
         except IntegrityError:
             raise DuplicateProviderError(config.name) from None
@@ -102,6 +105,7 @@ class ProviderRepository:
                 row = self._row(session, name)
                 _apply(row, config)
                 session.flush()
+                bump(session.connection(), Topic.PROVIDERS)
                 return self._with_windows(session, row)
         except IntegrityError:
             raise DuplicateProviderError(config.name) from None
@@ -111,6 +115,10 @@ class ProviderRepository:
             row = self._row(session, name)
             removed = self._with_windows(session, row)
             session.delete(row)  # its windows go with it (ON DELETE CASCADE)
+            topics = [Topic.PROVIDERS]
+            if removed.maintenance:
+                topics.append(Topic.MAINTENANCE)
+            bump(session.connection(), *topics)
             return removed
 
     def set_priorities(self, ordered_names: list[str]) -> None:
@@ -118,6 +126,7 @@ class ProviderRepository:
         with self._database.session() as session:
             for priority, name in enumerate(ordered_names):
                 self._row(session, name).priority = priority
+            bump(session.connection(), Topic.PROVIDERS)
 
     @staticmethod
     def _with_windows(session: Session, row: ProviderRow) -> ProviderConfig:
