@@ -26,7 +26,7 @@ from desktop_app.core.provider_files.thunderbird import (
     find_thunderbird_profiles,
     scan_thunderbird_prefs,
 )
-from desktop_app.core.provider_files.toml_file import providers_from_toml, providers_to_toml
+from desktop_app.core.provider_files.toml_file import providers_to_toml, read_providers_toml
 from desktop_app.core.workspace import Workspace
 
 
@@ -92,8 +92,15 @@ def cmd_providers_file(ws: Workspace, args: argparse.Namespace, io: Streams) -> 
             raise UserInputError(f"the folder of {str(args.file)!r} does not exist") from None
         print(f"exported {len(providers)} provider(s) to {args.file} (no passwords)", file=io.out)
         return EXIT_OK
-    providers = providers_from_toml(read_text_file(args.file, "settings file"))
-    outcomes = import_providers(ws, providers, replace_existing=args.replace, dry_run=args.dry_run)
+    found = read_providers_toml(read_text_file(args.file, "settings file"))
+    # Providers the file gives no priority go behind the stored ones, in the file's order.
+    outcomes = import_providers(
+        ws,
+        found.providers,
+        replace_existing=args.replace,
+        dry_run=args.dry_run,
+        unprioritized=found.unprioritized,
+    )
     _report(outcomes, args.json, io.out)
     return EXIT_OK
 

@@ -58,6 +58,8 @@ def add_providers(relaydesk: Relaydesk) -> None:
         "2525",
         "--security",
         "none",
+        "--priority",
+        "0",  # in front of primary (without it, it would go behind)
     )
     relaydesk.ok("provider", "set", "relay", "--disable")
     relaydesk.ok(
@@ -108,6 +110,37 @@ def test_export_then_import_into_a_fresh_data_dir_round_trips(
     assert fresh.json("provider", "list") == relaydesk.json("provider", "list")
     windows = fresh.json("provider", "maintenance", "list")
     assert len(windows) == 1  # replaced, not doubled
+
+
+def test_providers_without_a_priority_are_imported_behind_in_file_order(
+    relaydesk: Relaydesk, tmp_path: Path
+) -> None:
+    relaydesk.ok(
+        "provider", "add", "primary", "--host", "smtp.example.com", "--port", "465",
+        "--security", "tls", "--priority", "3",
+    )  # fmt: skip
+    shared = tmp_path / "backups.toml"
+    shared.write_text(
+        "version = 1\n"
+        '[[providers]]\nname = "zeta backup"\nhost = "z.example.com"\nport = 465\n'
+        'security = "tls"\n'
+        '[[providers]]\nname = "alpha backup"\nhost = "a.example.com"\nport = 465\n'
+        'security = "tls"\n'
+        '[[providers]]\nname = "pinned"\nhost = "p.example.com"\nport = 465\n'
+        'security = "tls"\npriority = 1\n',
+        encoding="utf-8",
+    )
+    relaydesk.ok("providers-file", "import", str(shared))
+    listed = {p["name"]: p["priority"] for p in relaydesk.json("provider", "list")}
+    # Behind the stored provider, one after the other in the file's order (not by name);
+    # a priority the file gives is kept.
+    assert listed == {"primary": 3, "zeta backup": 4, "alpha backup": 5, "pinned": 1}
+
+    # --replace of a provider the file gives no priority keeps where it is.
+    relaydesk.ok("provider", "set", "zeta backup", "--priority", "0")
+    relaydesk.ok("providers-file", "import", str(shared), "--replace")
+    listed = {p["name"]: p["priority"] for p in relaydesk.json("provider", "list")}
+    assert listed == {"primary": 3, "zeta backup": 0, "alpha backup": 5, "pinned": 1}
 
 
 def test_export_refuses_to_overwrite_without_force(relaydesk: Relaydesk, tmp_path: Path) -> None:

@@ -13,9 +13,12 @@ from desktop_app.core.errors import KeyringUnavailableError
 from desktop_app.core.models import MaintenanceKind, MaintenanceWindow, ProviderConfig, Security
 from desktop_app.core.provider_files.adding import (
     ImportOutcome,
+    add_provider,
     add_providers,
     after_existing,
     import_providers,
+    next_priority,
+    place_unprioritized,
     plan_import,
 )
 from desktop_app.core.secrets import SecretStore
@@ -70,6 +73,34 @@ def test_after_existing_keeps_order_and_tiers() -> None:
     )
     assert [(p.name, p.priority) for p in moved] == [("A", 3), ("B", 3), ("C", 5)]
     assert [p.priority for p in after_existing([provider("A", 4)], [])] == [0]
+
+
+def test_without_a_priority_a_provider_goes_behind_all_the_others() -> None:
+    assert next_priority([]) == 0
+    assert next_priority([provider("A", 0)]) == 1
+    assert next_priority([provider("A", 3), provider("B", 1)]) == 4
+
+
+def test_unprioritized_providers_are_placed_in_order_behind_existing_and_earlier_ones() -> None:
+    placed = place_unprioritized(
+        [provider("new"), provider("pinned", 9), provider("later"), provider("relay", 0)],
+        {"NEW", "later", "Relay"},
+        [provider("A", 2), provider("relay", 1)],
+    )
+    # "relay" replaces a stored provider: it keeps that one's priority.
+    assert [(p.name, p.priority) for p in placed] == [
+        ("new", 3),
+        ("pinned", 9),
+        ("later", 10),
+        ("relay", 1),
+    ]
+
+
+def test_add_provider_without_priority_goes_behind(workspace: Workspace) -> None:
+    assert add_provider(workspace, provider("first", 7)).priority == 0  # config's is not used
+    assert add_provider(workspace, provider("pinned"), priority=4).priority == 4
+    assert add_provider(workspace, provider("backup")).priority == 5
+    assert [p.name for p in workspace.list_providers()] == ["first", "pinned", "backup"]
 
 
 def test_a_batch_is_stored_all_or_nothing(workspace: Workspace) -> None:

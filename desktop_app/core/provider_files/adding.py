@@ -1,6 +1,10 @@
 """Putting providers that came from elsewhere (a TOML file, Thunderbird, the first-run wizard)
 into a workspace: which are added, replaced or skipped, and where they go in priority.
 
+Where a provider goes when nobody gave it a priority is decided once, by ``next_priority``:
+behind every provider there is. ``relaydesk provider add``, the imports and the priority the
+Providers page suggests for a new provider all use it.
+
 Planning is pure (the window shows a plan before anything is stored); applying it, and
 adding a batch of providers with their passwords, stores all of it or none of it.
 """
@@ -8,7 +12,7 @@ adding a batch of providers with their passwords, stores all of it or none of it
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -84,12 +88,58 @@ def plan_import(
     return ImportPlan(tuple(additions), tuple(replacements), tuple(outcomes))
 
 
+def next_priority(existing: Iterable[ProviderConfig]) -> int:
+    """The priority of a provider added without one: behind all of ``existing`` (their
+    highest priority + 1), or 0 when there are none. A backup added without a priority must
+    not become the primary."""
+    return max((p.priority for p in existing), default=-1) + 1
+
+
+def place_unprioritized(
+    providers: Iterable[ProviderConfig],
+    unprioritized: Collection[str],
+    existing: Iterable[ProviderConfig],
+) -> list[ProviderConfig]:
+    """``providers`` with a priority for each one named in ``unprioritized`` (a file gave it
+    none): the one it would get added alone, in this order, after ``existing``
+    (``next_priority`` of those and of the providers before it). One that has the name of an
+    ``existing`` provider keeps that provider's priority (an import with --replace must not
+    move it). The others keep their own priority."""
+    names = {name.casefold() for name in unprioritized}
+    stored = list(existing)
+    current = {p.name.casefold(): p.priority for p in stored}
+    placed: list[ProviderConfig] = []
+    for config in providers:
+        key = config.name.casefold()
+        if key in names:
+            priority = current.get(key)
+            if priority is None:
+                priority = next_priority([*stored, *placed])
+            config = replace(config, priority=priority)
+        placed.append(config)
+    return placed
+
+
+def add_provider(
+    ws: Workspace,
+    config: ProviderConfig,
+    password: str | None = None,
+    *,
+    priority: int | None = None,
+) -> ProviderConfig:
+    """Add one provider at ``priority``, or, when that is ``None``, behind every stored
+    provider (``next_priority``); ``config.priority`` is not looked at."""
+    if priority is None:
+        priority = next_priority(ws.list_providers())
+    return ws.add_provider(replace(config, priority=priority), password)
+
+
 def after_existing(
     providers: Iterable[ProviderConfig], existing: Iterable[ProviderConfig]
 ) -> list[ProviderConfig]:
     """``providers`` moved behind the ``existing`` ones in priority, keeping their own
     order and tiers: an import must not change where today's mail goes."""
-    first = max((p.priority for p in existing), default=-1) + 1
+    first = next_priority(existing)
     incoming = list(providers)
     lowest = min((p.priority for p in incoming), default=0)
     return [replace(p, priority=first + p.priority - lowest) for p in incoming]
@@ -106,12 +156,18 @@ def import_providers(
     *,
     replace_existing: bool = False,
     dry_run: bool = False,
+    unprioritized: Collection[str] = (),
 ) -> list[ImportOutcome]:
     """Plan against the stored providers and, unless ``dry_run``, apply the plan.
 
-    Passwords are never part of an import: the added providers have none.
+    The providers named in ``unprioritized`` go behind the stored ones, in their order
+    (``place_unprioritized``). Passwords are never part of an import: the added providers
+    have none.
     """
-    plan = plan_import(ws.list_providers(), providers, replace_existing=replace_existing)
+    existing = ws.list_providers()
+    if unprioritized:
+        providers = place_unprioritized(providers, unprioritized, existing)
+    plan = plan_import(existing, providers, replace_existing=replace_existing)
     if dry_run:
         return [
             replace(o, action=f"would be {o.action}") if o.action != SKIPPED else o

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -120,7 +120,22 @@ def _window_table(window: MaintenanceWindow) -> dict[str, Any]:
     return table
 
 
+@dataclass(frozen=True, slots=True)
+class ProvidersFile:
+    """What a TOML providers file holds."""
+
+    providers: tuple[ProviderConfig, ...]
+    #: The names of the providers that have no ``priority`` key (theirs reads as 0 here): an
+    #: import puts them behind the providers already stored (``adding.place_unprioritized``).
+    unprioritized: frozenset[str] = frozenset()
+
+
 def providers_from_toml(text: str) -> list[ProviderConfig]:
+    """The providers of ``read_providers_toml``; a missing ``priority`` reads as 0."""
+    return list(read_providers_toml(text).providers)
+
+
+def read_providers_toml(text: str) -> ProvidersFile:
     """Providers from a file ``providers_to_toml`` wrote, each validated.
 
     Unknown keys, wrong types, duplicate names and a missing or newer ``version`` are
@@ -151,6 +166,7 @@ def providers_from_toml(text: str) -> list[ProviderConfig]:
     if not isinstance(entries, list):
         raise UserInputError("'providers' must be an array of tables ([[providers]])")
     providers: list[ProviderConfig] = []
+    unprioritized: set[str] = set()
     seen: set[str] = set()
     for number, entry in enumerate(entries, start=1):
         where = f"provider #{number}"
@@ -166,7 +182,9 @@ def providers_from_toml(text: str) -> list[ProviderConfig]:
             raise UserInputError(f"{where}: the name {config.name!r} appears twice")
         seen.add(config.name.casefold())
         providers.append(config)
-    return providers
+        if "priority" not in entry:
+            unprioritized.add(config.name)
+    return ProvidersFile(tuple(providers), frozenset(unprioritized))
 
 
 def _provider_from_table(table: Mapping[str, Any]) -> ProviderConfig:

@@ -19,14 +19,14 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.core.models import ProviderConfig
-from desktop_app.core.provider_files.adding import skipped_outcomes
+from desktop_app.core.provider_files.adding import place_unprioritized, skipped_outcomes
 from desktop_app.core.provider_files.text_file import read_text_file
 from desktop_app.core.provider_files.thunderbird import (
     ThunderbirdServers,
     find_thunderbird_profiles,
     scan_thunderbird_prefs,
 )
-from desktop_app.core.provider_files.toml_file import providers_from_toml
+from desktop_app.core.provider_files.toml_file import read_providers_toml
 from desktop_app.ui.bridge import CoreBridge, is_shutdown_error
 from desktop_app.ui.feedback import ERROR_STYLE, one_line
 from desktop_app.ui.provider_dialog import labelled
@@ -43,8 +43,10 @@ def read_thunderbird_servers(prefs_js: Path) -> ThunderbirdServers:
 
 
 def read_providers_file(path: Path) -> list[ProviderConfig]:
-    """The providers of a TOML providers file; blocking."""
-    return providers_from_toml(read_text_file(path, "providers file"))
+    """The providers of a TOML providers file, those without a priority one step behind
+    the ones before them (the wizard moves them all behind its own); blocking."""
+    found = read_providers_toml(read_text_file(path, "providers file"))
+    return place_unprioritized(found.providers, found.unprioritized, ())
 
 
 def thunderbird_profiles() -> list[Path]:

@@ -22,6 +22,7 @@ from desktop_app.core.provider_files.adding import (
     ADDED,
     ImportOutcome,
     after_existing,
+    next_priority,
     plan_import,
 )
 from desktop_app.core.validation import check_no_line_breaks, validate_address
@@ -164,7 +165,7 @@ class ProviderPage(QWizardPage):
             chosen = self._draft.chosen()
             names = [p.name for p in chosen]
             # A backup comes after everything chosen so far, as on the Providers page.
-            self.form.priority.setValue(max((p.priority for p in chosen), default=-1) + 1)
+            self.form.priority.setValue(next_priority(chosen))
         else:
             names += [p.name for p in self._draft.imported]
         self.form.set_taken_names(names)
