@@ -14,16 +14,19 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal, Slot
 
+from desktop_app.core.change_feed import ChangeFeed
 from desktop_app.core.events import (
     AlertRaised,
     AlertResolved,
     AttemptRecorded,
     BouncesRecorded,
     CampaignChanged,
+    DeliveryProbeLost,
     EngineStatusChanged,
     Event,
     FailoverHappened,
@@ -33,6 +36,7 @@ from desktop_app.core.events import (
     ProbeRecorded,
     ProviderHealthChanged,
     ProviderStateChanged,
+    QuotaExhausted,
 )
 from desktop_app.core.runtime import LoopThread
 
@@ -51,10 +55,62 @@ def is_shutdown_error(error: BaseException) -> bool:
     return isinstance(error, LoopStoppedError | concurrent.futures.CancelledError)
 
 
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where one type of core event goes on the GUI thread.
+
+    ``signal``: the name of the ``CoreBridge`` signal that carries it, or ``None`` when the
+    GUI shows it some other way. ``batched``: the signal carries a list, every event of that
+    type in the batch, in order (one emission per batch); otherwise one emission per event.
+    """
+
+    signal: str | None
+    batched: bool = False
+
+
+#: The GUI does not show the event itself (it sees what the core makes of it).
+IGNORED = Route(None)
+
+#: Every core event -> its signal. A new event is one line here (and its signal below);
+#: ``tests/gui/test_gui_bridge_routes.py`` fails while an ``Event`` type has no line.
+#: Batched signals are emitted after the per-event ones, in the order of this table.
+EVENT_ROUTES: dict[type[Any], Route] = {
+    AttemptRecorded: Route("attempts_recorded", batched=True),
+    MessageStateChanged: Route("message_states_changed", batched=True),
+    FailoverHappened: Route("failovers_happened", batched=True),
+    ProviderStateChanged: Route("provider_state_changed"),
+    EngineStatusChanged: Route("engine_status_changed"),
+    ProbeRecorded: Route("probes_recorded", batched=True),
+    ProviderHealthChanged: Route("provider_health_changed"),
+    IncidentChanged: Route("incident_changed"),
+    QuotaExhausted: IGNORED,  # the alerter raises an alert: AlertRaised
+    AlertRaised: Route("alert_raised"),
+    AlertResolved: Route("alert_resolved"),
+    CampaignChanged: Route("campaign_changed"),
+    BouncesRecorded: Route("bounces_recorded"),
+    MailboxStatusChanged: Route("mailbox_status_changed"),
+    DeliveryProbeLost: IGNORED,  # the alerter raises an alert: AlertRaised
+}
+
+_BATCHED_SIGNALS: tuple[str, ...] = tuple(
+    route.signal for route in EVENT_ROUTES.values() if route.batched and route.signal
+)
+
+
+def route_for(event_type: type[Any]) -> Route | None:
+    """The route of ``event_type`` (or of the nearest base class that has one)."""
+    for cls in event_type.__mro__:
+        route = EVENT_ROUTES.get(cls)
+        if route is not None:
+            return route
+    return None
+
+
 class CoreBridge(QObject):
     """Core events -> Qt signals; GUI requests -> loop thread -> GUI callbacks.
 
-    Signals (on the GUI thread; the per-message ones carry every event of a batch, in order):
+    Signals (on the GUI thread; the per-message ones carry every event of a batch, in order;
+    which event feeds which signal is ``EVENT_ROUTES``):
         attempts_recorded(list[AttemptRecorded])
         message_states_changed(list[MessageStateChanged])
         failovers_happened(list[FailoverHappened])
@@ -68,6 +124,8 @@ class CoreBridge(QObject):
         campaign_changed(CampaignChanged)
         bounces_recorded(BouncesRecorded)
         mailbox_status_changed(MailboxStatusChanged)
+        changes_seen(frozenset[str]): the change feed saw these topics move, in this or any
+            other process (``follow_changes``; topics are ``change_feed.Topic`` values)
     """
 
     attempts_recorded = Signal(list)
@@ -83,7 +141,9 @@ class CoreBridge(QObject):
     campaign_changed = Signal(object)
     bounces_recorded = Signal(object)
     mailbox_status_changed = Signal(object)
+    changes_seen = Signal(object)
     _request_finished = Signal(int, object, object)
+    _changes_arrived = Signal(object)
     _events_ready = Signal()
 
     def __init__(self, runtime: LoopThread, parent: QObject | None = None) -> None:
@@ -94,12 +154,14 @@ class CoreBridge(QObject):
         self._pending: list[Event] = []
         self._pending_lock = threading.Lock()
         self._delivery_scheduled = False
+        self._unrouted: set[type[Any]] = set()  # event types without a route, logged once
         # Queued even when emitted on the GUI thread: answers and events always arrive
         # from the event loop, never in the middle of the call that asked.
         self._request_finished.connect(
             self._on_request_finished, Qt.ConnectionType.QueuedConnection
         )
         self._events_ready.connect(self._on_events_ready, Qt.ConnectionType.QueuedConnection)
+        self._changes_arrived.connect(self._on_changes_arrived, Qt.ConnectionType.QueuedConnection)
 
     @property
     def runtime(self) -> LoopThread:
@@ -128,45 +190,60 @@ class CoreBridge(QObject):
         with self._pending_lock:
             events, self._pending = self._pending, []
             self._delivery_scheduled = False
-        attempts: list[AttemptRecorded] = []
-        states: list[MessageStateChanged] = []
-        failovers: list[FailoverHappened] = []
-        probes: list[ProbeRecorded] = []
+        batches: dict[str, list[Event]] = {}
         for event in events:
-            if isinstance(event, AttemptRecorded):
-                attempts.append(event)
-            elif isinstance(event, MessageStateChanged):
-                states.append(event)
-            elif isinstance(event, FailoverHappened):
-                failovers.append(event)
-            elif isinstance(event, ProviderStateChanged):
-                self.provider_state_changed.emit(event)
-            elif isinstance(event, EngineStatusChanged):
-                self.engine_status_changed.emit(event)
-            elif isinstance(event, ProbeRecorded):
-                probes.append(event)
-            elif isinstance(event, ProviderHealthChanged):
-                self.provider_health_changed.emit(event)
-            elif isinstance(event, IncidentChanged):
-                self.incident_changed.emit(event)
-            elif isinstance(event, AlertRaised):
-                self.alert_raised.emit(event)
-            elif isinstance(event, AlertResolved):
-                self.alert_resolved.emit(event)
-            elif isinstance(event, CampaignChanged):
-                self.campaign_changed.emit(event)
-            elif isinstance(event, BouncesRecorded):
-                self.bounces_recorded.emit(event)
-            elif isinstance(event, MailboxStatusChanged):
-                self.mailbox_status_changed.emit(event)
-        if attempts:
-            self.attempts_recorded.emit(attempts)
-        if states:
-            self.message_states_changed.emit(states)
-        if failovers:
-            self.failovers_happened.emit(failovers)
-        if probes:
-            self.probes_recorded.emit(probes)
+            route = route_for(type(event))
+            if route is None:
+                self._log_unrouted(type(event))
+            elif route.signal is None:
+                continue
+            elif route.batched:
+                batches.setdefault(route.signal, []).append(event)
+            else:
+                getattr(self, route.signal).emit(event)
+        for name in _BATCHED_SIGNALS:
+            batch = batches.get(name)
+            if batch:
+                getattr(self, name).emit(batch)
+
+    # -- change feed -> GUI (called on the feed's thread) -----------------------------------
+
+    def follow_changes(self, feed: ChangeFeed) -> Callable[[], None]:
+        """Re-emit what ``feed`` hears as ``changes_seen`` on the GUI thread.
+
+        Returns the function that stops it (call it before this bridge goes away); once it
+        has returned, no further ``changes_seen`` comes from this feed. Starting the feed is
+        the caller's business (``feed.start()``, idempotent).
+        """
+        lock = threading.Lock()
+        following = [True]
+
+        def on_changes(topics: frozenset[str]) -> None:  # on the feed's thread
+            with lock:
+                if following[0]:
+                    self._changes_arrived.emit(frozenset(topics))
+
+        unsubscribe = feed.subscribe(on_changes)
+
+        def stop() -> None:
+            with lock:
+                following[0] = False
+            unsubscribe()
+
+        return stop
+
+    @Slot(object)
+    def _on_changes_arrived(self, topics: frozenset[str]) -> None:
+        self.changes_seen.emit(topics)
+
+    def _log_unrouted(self, event_type: type[Any]) -> None:
+        if event_type in self._unrouted:
+            return
+        self._unrouted.add(event_type)
+        log.warning(
+            "no route for core event %s (add it to EVENT_ROUTES); not shown",
+            event_type.__name__,
+        )
 
     # -- GUI -> core -----------------------------------------------------------------------
 
