@@ -24,18 +24,28 @@ class InstanceLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
+        if not self.try_acquire():
+            raise AlreadyRunningError(
+                f"another Relaydesk is already sending from {self._path.parent}"
+            )
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free: True if taken, False at once if another holds it.
+
+        Never waits, and costs an open and a lock call, so a watching window can retry it
+        every second. Other OS errors (an unreadable data folder) are raised.
+        """
         self._path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             _lock(fd)
         except OSError:
             os.close(fd)
-            raise AlreadyRunningError(
-                f"another Relaydesk is already sending from {self._path.parent}"
-            ) from None
+            return False
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         self._fd = fd
+        return True
 
     def release(self) -> None:
         if self._fd is not None:
