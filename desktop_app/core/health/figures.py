@@ -28,7 +28,13 @@ class Incident:
 
 @dataclass(frozen=True, slots=True)
 class ProviderFigures:
-    """One provider's health figures. Percentages are 0..100; None means "no data yet"."""
+    """One provider's health figures. Percentages are 0..100; None means "no data yet".
+
+    Latency is over the last 24 h: ``latency_*`` of probes and real sends together,
+    ``send_latency_*`` of real sends alone, each from ``histogram.summarize`` (so
+    p50 <= p95 <= max); ``latency_probes_24h`` / ``latency_sends_24h`` say how many of each
+    were timed.
+    """
 
     provider: str
     state: str  # "up" | "down" | "maintenance" | "unknown"
@@ -50,6 +56,9 @@ class ProviderFigures:
     # End-to-end delivery probes (bounces/delivery_probes.py), last 24 h.
     delivery_latency_p50_ms: float | None = None
     delivery_failures_24h: int = 0
+    send_latency_max_ms: float | None = None
+    latency_probes_24h: int = 0
+    latency_sends_24h: int = 0
 
     def as_json(self, now: float) -> dict[str, Any]:
         """The JSON object of ``relaydesk health --json`` (see README)."""
@@ -67,6 +76,11 @@ class ProviderFigures:
             "latency_max_ms": _round(self.latency_max_ms, 1),
             "send_latency_p50_ms": _round(self.send_latency_p50_ms, 1),
             "send_latency_p95_ms": _round(self.send_latency_p95_ms, 1),
+            "send_latency_max_ms": _round(self.send_latency_max_ms, 1),
+            "latency_samples_24h": {
+                "probes": self.latency_probes_24h,
+                "sends": self.latency_sends_24h,
+            },
             "error_rate_24h": _round(self.error_rate_24h, 3),
             "errors_24h": dict(self.errors_24h),
             "sent_24h": self.sent_24h,
