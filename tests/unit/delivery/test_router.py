@@ -6,7 +6,7 @@ import dataclasses
 from collections import Counter
 from collections.abc import Callable, Sequence
 
-from desktop_app.core.delivery.router import Router
+from desktop_app.core.delivery.router import NOBODY, WAIT, Router
 from desktop_app.core.models import ProviderConfig, Security
 
 
@@ -187,3 +187,45 @@ def test_providers_are_not_mutated() -> None:
     before = [dataclasses.asdict(p) for p in providers]
     picks(Router(), providers, 10)
     assert [dataclasses.asdict(p) for p in providers] == before
+
+
+# -- busy is not unusable (the routing rules' "busy waits" row) ------------------------------
+
+
+def test_a_busy_first_tier_means_wait_not_the_next_tier() -> None:
+    primary, backup = provider("primary", priority=1), provider("backup", priority=2)
+    route = Router().route([primary, backup], "example.com", always, lambda p: p is not primary)
+    assert route == WAIT
+    assert route.provider is None
+
+
+def test_a_busy_provider_leaves_the_message_to_a_free_one_of_its_tier() -> None:
+    busy, free = provider("busy", priority=1), provider("free", priority=1)
+    backup = provider("backup", priority=2)
+    router = Router()
+    for _ in range(5):
+        route = router.route([busy, free, backup], "example.com", always, lambda p: p is free)
+        assert route.provider is free
+
+
+def test_an_unusable_first_tier_falls_through_to_the_next_whatever_its_room() -> None:
+    primary, backup = provider("primary", priority=1), provider("backup", priority=2)
+    usable = lambda p: p is not primary  # noqa: E731
+    route = Router().route([primary, backup], "example.com", usable, lambda p: True)
+    assert route.provider is backup
+    # An unusable provider's (lack of) room is never asked about.
+    asked: list[str] = []
+
+    def room(p: ProviderConfig) -> bool:
+        asked.append(p.name)
+        return True
+
+    Router().route([primary, backup], "example.com", usable, room)
+    assert asked == ["backup"]
+
+
+def test_nobody_usable_is_nobody_and_busy_later_tiers_still_mean_wait() -> None:
+    primary, backup = provider("primary", priority=1), provider("backup", priority=2)
+    assert Router().route([primary, backup], "example.com", lambda p: False) == NOBODY
+    usable = lambda p: p is backup  # noqa: E731
+    assert Router().route([primary, backup], "example.com", usable, lambda p: False) == WAIT
