@@ -7,10 +7,17 @@ provider that stays down is probed less and less often instead of eating a messa
 
 State is computed from the clock when asked, so nothing has to wake up to move OPEN to
 HALF_OPEN.
+
+Each cool-down is stretched by a random factor (``jitter``, up to +20 % by default), fixed when
+the breaker opens, so that trials of several providers, or of one provider whose outage
+repeats on a schedule, do not lock onto the same rhythm. ``allow_trial_now`` ends a cool-down
+early: a health probe just reached the provider, so waiting out a cool-down that grew during
+the outage would only hold mail back.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 
@@ -36,6 +43,8 @@ class CircuitBreaker:
         open_seconds: float,
         max_open_seconds: float = 3600.0,
         clock: Callable[[], float] = time.monotonic,
+        jitter: float = 0.2,
+        random_fraction: Callable[[], float] = random.random,
     ) -> None:
         _check_settings(failure_threshold, open_seconds)
         if max_open_seconds < open_seconds:
@@ -51,6 +60,10 @@ class CircuitBreaker:
         self._consecutive_opens = 0
         self._opened_at: float | None = None  # None: closed
         self._trial_in_flight = False
+        self._jitter = jitter
+        self._random_fraction = random_fraction
+        self._stretch = 1.0  # this opening's jitter factor
+        self._trial_early = False  # allow_trial_now() ended this cool-down
 
     @property
     def failure_threshold(self) -> int:
@@ -101,6 +114,11 @@ class CircuitBreaker:
             return True
         return False
 
+    def allow_trial_now(self) -> None:
+        """End the current cool-down: the next request is the half-open trial."""
+        if self._opened_at is not None:
+            self._trial_early = True
+
     def release_trial(self) -> None:
         """Give back a granted trial that was not used (the message went elsewhere)."""
         self._trial_in_flight = False
@@ -144,7 +162,7 @@ class CircuitBreaker:
     def _state_at(self, now: float) -> BreakerState:
         if self._opened_at is None:
             return BreakerState.CLOSED
-        if now < self._opened_at + self._cool_down():
+        if not self._trial_early and now < self._opened_at + self._cool_down():
             return BreakerState.OPEN
         return BreakerState.HALF_OPEN
 
@@ -152,9 +170,11 @@ class CircuitBreaker:
         doublings = min(max(self._consecutive_opens - 1, 0), _MAX_DOUBLINGS)
         # configure() may have raised the base past the cap; the base then wins.
         cap = max(self._max_open_seconds, self._open_seconds)
-        return min(self._open_seconds * 2.0**doublings, cap)
+        return min(self._open_seconds * 2.0**doublings, cap) * self._stretch
 
     def _open(self, now: float) -> None:
         self._opened_at = now
         self._consecutive_opens += 1
         self._trial_in_flight = False
+        self._trial_early = False
+        self._stretch = 1.0 + self._jitter * self._random_fraction()

@@ -25,7 +25,7 @@ def clock() -> FakeClock:
 
 
 def make(clock: FakeClock, threshold: int = 3, open_seconds: float = 10.0) -> CircuitBreaker:
-    return CircuitBreaker(threshold, open_seconds, max_open_seconds=60.0, clock=clock)
+    return CircuitBreaker(threshold, open_seconds, max_open_seconds=60.0, clock=clock, jitter=0.0)
 
 
 def trip(breaker: CircuitBreaker) -> None:
@@ -159,7 +159,7 @@ def test_cool_down_grows_and_is_capped(clock: FakeClock) -> None:
 
 
 def test_many_opens_do_not_overflow(clock: FakeClock) -> None:
-    breaker = CircuitBreaker(1, 1.0, max_open_seconds=5.0, clock=clock)
+    breaker = CircuitBreaker(1, 1.0, max_open_seconds=5.0, clock=clock, jitter=0.0)
     breaker.record_failure()
     for _ in range(1100):
         assert breaker.retry_at is not None
@@ -240,3 +240,49 @@ def test_default_clock_is_monotonic() -> None:
     breaker = CircuitBreaker(1, 3600.0)
     breaker.record_failure()
     assert breaker.state is BreakerState.OPEN
+
+
+def test_cool_downs_carry_jitter_fixed_per_opening() -> None:
+    clock = FakeClock()
+    fractions = iter([0.0, 0.5, 1.0])
+    breaker = CircuitBreaker(
+        1, 10.0, max_open_seconds=60.0, clock=clock, random_fraction=lambda: next(fractions)
+    )
+    opened = clock()
+    breaker.record_failure()
+    assert breaker.retry_at == opened + 10.0  # fraction 0: no stretch
+    assert breaker.retry_at == opened + 10.0  # asked again: the same cool-down
+    clock.advance(10.0)
+    assert breaker.acquire()
+    opened = clock()
+    breaker.record_failure()  # the trial failed: 20 s, stretched by 10 %
+    assert breaker.retry_at == pytest.approx(opened + 22.0)
+    clock.advance(22.0)
+    assert breaker.acquire()
+    opened = clock()
+    breaker.record_failure()  # 40 s, stretched by 20 %
+    assert breaker.retry_at == pytest.approx(opened + 48.0)
+
+
+def test_a_trial_can_start_before_the_cool_down_ends() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(1, 600.0, clock=clock, jitter=0.0)
+    breaker.record_failure()
+    assert breaker.state is BreakerState.OPEN
+    breaker.allow_trial_now()
+    assert breaker.state is BreakerState.HALF_OPEN
+    assert breaker.acquire()
+    assert not breaker.acquire()  # still a single trial
+    breaker.record_failure()  # it failed: open again, for the full (doubled) cool-down
+    assert breaker.state is BreakerState.OPEN
+    clock.advance(1199.0)
+    assert breaker.state is BreakerState.OPEN
+    clock.advance(1.0)
+    assert breaker.state is BreakerState.HALF_OPEN
+
+
+def test_allow_trial_now_does_nothing_to_a_closed_breaker() -> None:
+    breaker = CircuitBreaker(2, 10.0, jitter=0.0)
+    breaker.allow_trial_now()
+    breaker.record_failure()
+    assert breaker.state is BreakerState.CLOSED
