@@ -43,7 +43,7 @@ def _probe_now(ws: Workspace) -> LiveStates:
     runtime = LoopThread()
     runtime.start()
     try:
-        monitor = ws.create_monitor(_Quiet())
+        monitor = ws.create_monitor(_Quiet(), board=ws.create_provider_board(_Quiet()))
 
         async def one_round() -> LiveStates:
             await monitor.start()
@@ -94,7 +94,8 @@ def _print_provider(f: ProviderFigures, now: float, io: Streams) -> None:
     )
     print(
         f"  latency  p50 {_ms(f.latency_p50_ms)}  p95 {_ms(f.latency_p95_ms)}  "
-        f"max {_ms(f.latency_max_ms)}",
+        f"max {_ms(f.latency_max_ms)}  (24h: {f.latency_probes_24h} probes, "
+        f"{f.latency_sends_24h} sends)",
         file=out,
     )
     errors = ", ".join(f"{k} {v}" for k, v in f.errors_24h.items()) or "none"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import signal
+import sys
 import threading
 import time
 from pathlib import Path
@@ -184,6 +185,10 @@ def cmd_run(ws: Workspace, args: argparse.Namespace, io: Streams) -> int:
         f"{pending} pending after {time.monotonic() - started:.1f} s",
         file=out,
     )
+    if engine.stuck is not None:
+        # Nothing this run could do would send it: say why at once instead of waiting.
+        print(f"relaydesk: {engine.stuck}", file=sys.stderr)
+        return EXIT_PENDING
     if args.timeout is not None and pending and not stop_requested.is_set():
         return EXIT_PENDING
     return EXIT_OK

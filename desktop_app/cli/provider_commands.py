@@ -9,7 +9,8 @@ from typing import Any, TextIO
 
 from desktop_app.cli.contract import EXIT_ENVIRONMENT, EXIT_OK, Streams
 from desktop_app.core.errors import UserInputError
-from desktop_app.core.models import ProviderConfig, RateLimits, Security
+from desktop_app.core.models import ProviderConfig, ProviderState, RateLimits, Security
+from desktop_app.core.provider_files.adding import add_provider
 from desktop_app.core.runtime import LoopThread
 from desktop_app.core.workspace import Workspace
 
@@ -52,7 +53,12 @@ def _provider_options(parser: argparse.ArgumentParser, *, required: bool) -> Non
     parser.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
-    parser.add_argument("--priority", type=int, help="lower is preferred (default 0)")
+    parser.add_argument(
+        "--priority",
+        type=int,
+        help="lower is preferred (add: default behind every existing provider, "
+        "the highest priority + 1; 0 for the first)",
+    )
     parser.add_argument("--weight", type=int, help="share of traffic within its priority tier")
     parser.add_argument("--max-connections", type=int, help="parallel connections (default 2)")
     for option in _RATE_OPTIONS:
@@ -124,9 +130,10 @@ def _provider_changes(args: argparse.Namespace, current: ProviderConfig) -> dict
     return changes
 
 
-def _provider_as_json(provider: ProviderConfig) -> dict[str, Any]:
+def _provider_as_json(provider: ProviderConfig, state: str) -> dict[str, Any]:
     return {
         "name": provider.name,
+        "state": state,
         "host": provider.host,
         "port": provider.port,
         "security": provider.security.value,
@@ -155,7 +162,8 @@ def cmd_provider(ws: Workspace, args: argparse.Namespace, io: Streams) -> int:
         # it again as a keyword made "add --allow-insecure" die with a TypeError.
         changes = {**_provider_changes(args, template), "allow_insecure": bool(args.allow_insecure)}
         config = replace(template, **changes)
-        added = ws.add_provider(config, _read_password(args, stdin))
+        # Without --priority it goes behind the others: a backup must not become the primary.
+        added = add_provider(ws, config, _read_password(args, stdin), priority=args.priority)
         print(
             f"added provider {added.name} ({added.host}:{added.port}, {added.security})", file=out
         )
@@ -170,7 +178,14 @@ def cmd_provider(ws: Workspace, args: argparse.Namespace, io: Streams) -> int:
     elif command == "list":
         providers = ws.list_providers()
         if args.json:
-            json.dump([_provider_as_json(p) for p in providers], out, indent=2)
+            # The same word as the window and "relaydesk health": the stored live state.
+            live = ws.provider_live_states()
+            words = {uid: record.state.value for uid, record in live.items()}
+            listed = [
+                _provider_as_json(p, words.get(p.uid, ProviderState.UNKNOWN.value))
+                for p in providers
+            ]
+            json.dump(listed, out, indent=2)
             out.write("\n")
         elif not providers:
             print("no providers yet: add one with 'relaydesk provider add'", file=out)

@@ -11,7 +11,13 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol
 
-from desktop_app.core.models import AttemptRecord, BreakerState, MessageState, ProviderState
+from desktop_app.core.models import (
+    AttemptRecord,
+    BreakerState,
+    MessageState,
+    ProviderLiveState,
+    ProviderState,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +51,16 @@ class FailoverHappened:
 
 @dataclass(frozen=True, slots=True)
 class ProviderStateChanged:
-    """A provider went up or down, or its breaker moved."""
+    """A provider's state word or breaker moved (published by ``ProviderStateBoard`` only).
+
+    ``live`` is the whole record after the change, as ``provider_status`` will store it.
+    """
 
     provider_name: str
     state: ProviderState
     breaker: BreakerState
     detail: str = ""
+    live: ProviderLiveState | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ class Security(StrEnum):
 
 
 class MessageState(StrEnum):
-    """Where an outbox message is in its life (see DESIGN.md, "The outbox")."""
+    """Where an outbox message is in its life (desktop_app/ARCHITECTURE.md, "The outbox")."""
 
     QUEUED = "queued"
     SENDING = "sending"
@@ -70,13 +70,23 @@ class BreakerState(StrEnum):
 
 
 class ProviderState(StrEnum):
-    """What a person sees for a provider."""
+    """The one word for a provider's live state that every view and decision uses.
 
-    UP = "up"
-    DOWN = "down"
-    DISABLED = "disabled"
-    MAINTENANCE = "maintenance"
-    UNKNOWN = "unknown"
+    Decided in one place (``core/provider_state.py``, ``state_word``), in this order of
+    precedence: a switched-off provider is ``disabled`` whatever else is true; then
+    ``maintenance``; then ``no_password`` (it needs one this computer's keyring lacks);
+    then the breaker (open: ``down``; half-open: ``recovering``); then what the last sends
+    and probes said (``up`` / ``down``). ``unknown`` only for a provider never probed and
+    never used.
+    """
+
+    UP = "up"  # its last sends and probes worked, breaker closed
+    DOWN = "down"  # its last sends or probes failed, or its breaker is open
+    RECOVERING = "recovering"  # breaker half-open: one trial is allowed
+    DISABLED = "disabled"  # switched off by a person
+    MAINTENANCE = "maintenance"  # inside a maintenance window: drained, not counted
+    NO_PASSWORD = "no_password"  # noqa: S105 (a state word: the keyring lacks its password)
+    UNKNOWN = "unknown"  # never probed and never used
 
 
 class AmbiguousPolicy(StrEnum):
@@ -222,3 +232,36 @@ class OutboxCounts:
     def waiting(self) -> int:
         """Messages that still have to go out."""
         return self.queued + self.sending + self.deferred
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderLiveState:
+    """Everything live about one provider, as its state home (``ProviderStateBoard``) has it.
+
+    Written by the delivery engine (breaker, sends, quota, maintenance, password) and the
+    health monitor (probes, observed health); persisted in ``provider_status`` so that other
+    processes (``relaydesk health``, a watching window) read the same record.
+    """
+
+    provider_uid: str
+    provider_name: str
+    state: ProviderState = ProviderState.UNKNOWN
+    health: str = "unknown"  # "up" | "down" | "unknown": what sends and probes observed
+    breaker: BreakerState = BreakerState.CLOSED
+    breaker_retry_at: float | None = None  # epoch seconds the cool-down ends (breaker open)
+    last_probe_at: float | None = None
+    last_probe_ok: bool | None = None
+    last_send_at: float | None = None
+    last_send_outcome: str | None = None  # an OutcomeClass value
+    quota_free_at: float | None = None  # the rate limit holds mail back until then
+    in_maintenance: bool = False
+    password_missing: bool = False
+    enabled: bool = True
+    since: float = 0.0  # when ``state`` last changed
+    updated_at: float = 0.0  # when this record was last written
+    detail: str = ""
+
+    @property
+    def observed(self) -> bool:
+        """Probed or used at least once (else its state can only be ``unknown``)."""
+        return self.last_probe_at is not None or self.last_send_at is not None

@@ -1,5 +1,5 @@
 """Delivery with its companions: the engine, the campaign runner, the mailbox watcher, the
-health monitor and the alerter, wired once.
+delivery prober, the health monitor and the alerter, wired once.
 
 The GUI's controller and ``relaydesk run`` both run this, under the instance lock (the
 runner, the monitor and the alerter write state that must have one writer per data folder):
@@ -10,6 +10,11 @@ runner, the monitor and the alerter write state that must have one writer per da
     delivery prober -> sink, alerter (a probe the provider accepted never arrived)
     monitor events  -> sink, alerter
     alerter events  -> sink
+    provider states -> sink, monitor (writes them), alerter: the board in provider_state.py,
+                       which the engine and the monitor both report to
+
+and the change feed (core/change_feed.py) tells the engine, the monitor and the alerter
+when providers, maintenance windows or settings changed in any process.
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ log = logging.getLogger(__name__)
 
 
 class DeliveryService:
-    """Runs the three together; stop it with ``request_stop()`` (on the loop thread)."""
+    """Runs the six together (engine, health monitor, alerter, campaign runner, mailbox
+    watcher, delivery prober); stop it with ``request_stop()`` (on the loop thread)."""
 
     def __init__(
         self,
@@ -56,14 +62,16 @@ class DeliveryService:
         watchers = EventHub()
         watchers.subscribe(sink)
         watchers.subscribe(self.alerter)
-        self.monitor: HealthMonitor = workspace.create_monitor(
-            watchers, clock=clock, probe_on_start=probe_on_start
-        )
         everyone = EventHub()
         everyone.subscribe(sink)
-        everyone.subscribe(self.monitor)
         everyone.subscribe(self.alerter)
-        self.engine: DeliveryEngine = workspace.create_engine(everyone)
+        # One home for every provider's live state, shared by the engine and the monitor.
+        self.board = workspace.create_provider_board(everyone)
+        self.monitor: HealthMonitor = workspace.create_monitor(
+            watchers, clock=clock, probe_on_start=probe_on_start, board=self.board
+        )
+        everyone.subscribe(self.monitor)
+        self.engine: DeliveryEngine = workspace.create_engine(everyone, board=self.board)
         self.campaigns: CampaignRunner = workspace.create_campaign_runner(
             watchers, clock=clock, on_mail_queued=self._wake_engine
         )
@@ -75,6 +83,25 @@ class DeliveryService:
 
     async def run(self, *, until_idle: bool = False) -> None:
         """Deliver (until stopped, or idle) while probing and alerting alongside."""
+        loop = asyncio.get_running_loop()
+        followers = (self.engine, self.monitor, self.alerter)
+        for follower in followers:
+            follower.follow_changes()
+
+        def on_changes(topics: frozenset[str]) -> None:  # on the feed's thread
+            for follower in followers:
+                loop.call_soon_threadsafe(follower.on_changes, topics)
+
+        feed = self._workspace.changes
+        unsubscribe = feed.subscribe(on_changes)
+        feed.start()
+        # The monitor knows the providers before the engine sends: it drops an attempt it
+        # cannot place, so a slow start lost a run's first sends from health (a backup that
+        # carried every message showed no sends and no latency).
+        try:
+            await self.monitor.start()
+        except Exception:
+            log.exception("the health monitor could not start; its run tries again")
         watching = [
             asyncio.create_task(self.monitor.run(), name="health-monitor"),
             asyncio.create_task(self.alerter.run(), name="alerter"),
@@ -90,6 +117,7 @@ class DeliveryService:
                 companions_busy=self.alerter.busy,
             )
         finally:
+            unsubscribe()
             self.monitor.request_stop()
             self.alerter.request_stop()
             self.campaigns.request_stop()

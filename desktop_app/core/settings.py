@@ -16,6 +16,7 @@ from sqlalchemy import delete, insert, select
 
 from desktop_app.core.errors import UnknownSettingError, UserInputError
 from desktop_app.core.models import AmbiguousPolicy
+from desktop_app.core.storage.changes import Topic, bump
 from desktop_app.core.storage.database import Database
 from desktop_app.core.storage.schema import SettingRow
 from desktop_app.core.validation import check_no_line_breaks, validate_address
@@ -105,7 +106,7 @@ SPECS: dict[str, SettingSpec] = {
             "health.probe_interval_down_seconds",
             "Probe a provider that is down every (s)",
             float,
-            15.0,
+            5.0,
             0.1,
             86400,
         ),
@@ -282,3 +283,4 @@ class SettingsStore:
             # Delete-then-insert in one transaction: portable, no dialect-specific upsert.
             connection.execute(delete(SettingRow).where(SettingRow.key == key))
             connection.execute(insert(SettingRow).values(key=key, value=encoded))
+            bump(connection, Topic.SETTINGS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from desktop_app.core.campaigns.addresses import (
 from desktop_app.core.campaigns.csv_import import ColumnMapping, parse_subscribers
 from desktop_app.core.campaigns.manager import CampaignManager
 from desktop_app.core.campaigns.runner import CampaignRunner
+from desktop_app.core.change_feed import ChangeFeed
 from desktop_app.core.delivery.engine import DeliveryEngine
 from desktop_app.core.errors import (
     DuplicateProviderError,
@@ -39,12 +41,18 @@ from desktop_app.core.errors import (
 )
 from desktop_app.core.events import EventSink
 from desktop_app.core.health.figures import ProviderFigures
-from desktop_app.core.health.maintenance import validate_window
+from desktop_app.core.health.maintenance import active_window, validate_window
 from desktop_app.core.health.monitor import HealthMonitor
 from desktop_app.core.health.probe import ProbeResult, probe_provider
 from desktop_app.core.health.report import LiveStates, compute_figures
-from desktop_app.core.models import MaintenanceWindow, OutboxCounts, ProviderConfig
+from desktop_app.core.models import (
+    MaintenanceWindow,
+    OutboxCounts,
+    ProviderConfig,
+    ProviderLiveState,
+)
 from desktop_app.core.paths import resolve_data_dir
+from desktop_app.core.provider_state import ProviderStateBoard, state_word
 from desktop_app.core.secrets import SecretStore
 from desktop_app.core.settings import SettingsStore
 from desktop_app.core.storage.bounces import BounceRepository
@@ -61,6 +69,7 @@ from desktop_app.core.storage.lists import (
 from desktop_app.core.storage.mailboxes import MailboxRepository
 from desktop_app.core.storage.maintenance import MaintenanceRepository
 from desktop_app.core.storage.outbox import NewMessage, OutboxRepository
+from desktop_app.core.storage.provider_states import ProviderStateRepository
 from desktop_app.core.storage.providers import ProviderRepository
 from desktop_app.core.validation import check_no_line_breaks, validate_provider_config
 
@@ -81,6 +90,7 @@ class Workspace:
         self.outbox = OutboxRepository(database)
         self.settings = SettingsStore(database)
         self.health = HealthRepository(database)
+        self.provider_states = ProviderStateRepository(database)
         self.lists = ListRepository(database)
         self.secrets = secrets or SecretStore()
         self.mailboxes = MailboxRepository(database)
@@ -96,6 +106,19 @@ class Workspace:
             self.secrets,
             self.bounces,
         )
+        self._changes: ChangeFeed | None = None
+        self._changes_lock = threading.Lock()
+
+    @property
+    def changes(self) -> ChangeFeed:
+        """The change feed of this data directory (core/change_feed.py), made on first use.
+
+        Not started here: whoever runs the engine, monitor or window calls ``start()``.
+        """
+        with self._changes_lock:
+            if self._changes is None:
+                self._changes = ChangeFeed.for_database(self.database)
+            return self._changes
 
     @classmethod
     def open(cls, data_dir: str | Path | None = None) -> Workspace:
@@ -105,6 +128,10 @@ class Workspace:
         return cls(directory, database)
 
     def close(self) -> None:
+        with self._changes_lock:
+            changes, self._changes = self._changes, None
+        if changes is not None:
+            changes.close()
         self.database.dispose()
 
     # -- providers -------------------------------------------------------------------------
@@ -219,7 +246,13 @@ class Workspace:
 
     # -- delivery --------------------------------------------------------------------------
 
-    def create_engine(self, events: EventSink, *, exclusive: bool = True) -> DeliveryEngine:
+    def create_engine(
+        self,
+        events: EventSink,
+        *,
+        exclusive: bool = True,
+        board: ProviderStateBoard | None = None,
+    ) -> DeliveryEngine:
         """An engine over this workspace; run it on the loop thread (core/runtime.py)."""
         return DeliveryEngine(
             self.outbox,
@@ -228,7 +261,33 @@ class Workspace:
             self.secrets,
             events,
             exclusive=exclusive,
+            board=board,
         )
+
+    def create_provider_board(self, events: EventSink) -> ProviderStateBoard:
+        """The provider-state home for a sending app, starting from what was stored."""
+        return ProviderStateBoard(events, stored=self.provider_states.load())
+
+    def provider_live_states(self) -> dict[str, ProviderLiveState]:
+        """Each provider's live state as last stored, by uid (for views in any process).
+
+        Providers never stored yet are ``unknown``; a disabled one is ``disabled`` whatever
+        was stored (the flag is the configuration's, and may have changed since).
+        """
+        stored = self.provider_states.load()
+        now = time.time()
+        states: dict[str, ProviderLiveState] = {}
+        for provider in self.providers.all():
+            live = stored.get(provider.uid) or ProviderLiveState(provider.uid, provider.name)
+            in_window = active_window(provider.maintenance, now) is not None
+            live = dataclasses.replace(
+                live,
+                provider_name=provider.name,
+                enabled=provider.enabled,
+                in_maintenance=in_window,
+            )
+            states[provider.uid] = dataclasses.replace(live, state=state_word(live))
+        return states
 
     def create_campaign_runner(self, events: EventSink, **options: Any) -> CampaignRunner:
         """The campaign runner; run it on the loop thread next to the engine, under the lock."""
@@ -315,9 +374,19 @@ class Workspace:
         return self.outbox.pending_count() + self.campaign_store.pending_work()
 
     def create_monitor(self, events: EventSink, **options: Any) -> HealthMonitor:
-        """A health monitor over this workspace; run it on the loop thread, under the lock."""
+        """A health monitor over this workspace; run it on the loop thread, under the lock.
+
+        Without a ``board`` it keeps its own provider-state home, starting from the stored one.
+        """
+        options.setdefault("board", self.create_provider_board(events))
         return HealthMonitor(
-            self.health, self.providers, self.settings, self.secrets, events, **options
+            self.health,
+            self.providers,
+            self.settings,
+            self.secrets,
+            events,
+            states=self.provider_states,
+            **options,
         )
 
     # -- subscriber lists ------------------------------------------------------------------
@@ -416,7 +485,7 @@ class Workspace:
             self.health,
             self.providers.all(),
             time.time() if now is None else now,
-            live=live,
+            live=self.provider_live_states() if live is None else live,
             uptime_target=float(self.settings.get("health.uptime_target_percent")),
             delivery=self.delivery_probes.figures,
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 
 from tests.cli.cli_harness import Relaydesk
 from tests.support.scripted_smtp import ScriptedSMTPServer
@@ -20,6 +21,11 @@ JSON_KEYS = {
     "uptime_target",
     "latency_p50_ms",
     "latency_p95_ms",
+    "latency_max_ms",
+    "send_latency_p50_ms",
+    "send_latency_p95_ms",
+    "send_latency_max_ms",
+    "latency_samples_24h",
     "error_rate_24h",
     "sent_24h",
     "incidents",
@@ -83,3 +89,38 @@ def test_health_text_names_each_provider_and_its_figures(
 def test_health_without_providers_says_how_to_add_one(relaydesk: Relaydesk) -> None:
     assert "provider add" in relaydesk.ok("health").out
     assert json.loads(relaydesk.ok("health", "--json").out) == []
+
+
+def test_a_backup_that_carried_mail_has_a_latency_in_health_json(
+    relaydesk: Relaydesk,
+    scripted_smtp: Callable[..., ScriptedSMTPServer],
+    body: Path,
+    tmp_path: Path,
+) -> None:
+    # The primary refuses connections, so every message fails over to the backup; `run`
+    # does not probe on start, so the backup's only measurements are the real sends.
+    primary = scripted_smtp()
+    backup = scripted_smtp()
+    add(relaydesk, "primary", primary.port, 0)
+    add(relaydesk, "backup", backup.port, 1)
+    primary.stop()
+    to_file = tmp_path / "readers.txt"
+    to_file.write_text("".join(f"reader{i}@example.net\n" for i in range(25)), encoding="utf-8")
+    relaydesk.ok(
+        "send", "--from", "news@example.com", "--subject", "Hello",
+        "--text-file", str(body), "--to-file", str(to_file),
+    )  # fmt: skip
+    relaydesk.ok("run", "--until-idle", "--timeout", "60")
+    assert len(backup.messages) == 25
+    assert backup.command_count("NOOP") == 0  # no probe: the latency is the sends'
+
+    figures = {p["provider"]: p for p in json.loads(relaydesk.ok("health", "--json").out)}
+    carried = figures["backup"]
+    assert carried["sent_24h"] == 25
+    latency = [carried[f"latency_{key}_ms"] for key in ("p50", "p95", "max")]
+    assert all(isinstance(value, float | int) for value in latency), latency
+    p50, p95, top = latency
+    assert 0 < p50 <= p95 <= top
+    sends = [carried[f"send_latency_{key}_ms"] for key in ("p50", "p95", "max")]
+    assert sends == latency  # no probes in the window: the combined figure is the sends'
+    assert carried["latency_samples_24h"] == {"probes": 0, "sends": 25}

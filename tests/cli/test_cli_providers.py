@@ -42,6 +42,7 @@ def test_a_provider_lifecycle(relaydesk: Relaydesk) -> None:
     assert [p["name"] for p in listing] == ["primary", "relay"]
     assert listing[0] == {
         "name": "primary",
+        "state": "unknown",  # never probed or used
         "host": "smtp.example.com",
         "port": 587,
         "security": "starttls",
@@ -81,6 +82,7 @@ def test_a_provider_lifecycle(relaydesk: Relaydesk) -> None:
     assert [p["name"] for p in listing] == ["relay", "primary"]  # priority 2 now sorts last
     primary = listing[1]
     assert (primary["port"], primary["security"], primary["enabled"]) == (465, "tls", False)
+    assert primary["state"] == "disabled"
     assert primary["rate_per_minute"] == 60
     assert primary["username"] == "me"  # untouched fields stay
     assert "disabled" in relaydesk.ok("provider", "list").out.splitlines()[1]
@@ -93,6 +95,25 @@ def test_a_provider_lifecycle(relaydesk: Relaydesk) -> None:
     relaydesk.ok("provider", "remove", "relay")
     assert relaydesk.json("provider", "list") == []
     assert "no providers yet" in relaydesk.ok("provider", "list").out
+
+
+def test_a_provider_added_without_priority_goes_behind_the_others(relaydesk: Relaydesk) -> None:
+    def add(name: str, *options: str) -> None:
+        relaydesk.ok("provider", "add", name, "--host", "smtp.example.com", "--port", "465",
+                     "--security", "tls", *options)  # fmt: skip
+
+    add("primary")  # the first one: priority 0
+    add("pinned", "--priority", "5")
+    add("backup")
+    add("front", "--priority", "0")
+    listing = relaydesk.json("provider", "list")
+    # A backup added without --priority never becomes the primary; a given one is kept.
+    assert [(p["name"], p["priority"]) for p in listing] == [
+        ("front", 0),
+        ("primary", 0),
+        ("pinned", 5),
+        ("backup", 6),
+    ]
 
 
 def test_a_duplicate_name_is_refused(relaydesk: Relaydesk) -> None:

@@ -193,3 +193,33 @@ def test_html_body_is_queued_as_html(relaydesk: Relaydesk, tmp_path: Path) -> No
     assert parsed.get_content_type() == "text/html"
     assert parsed["Subject"] == "Grüße"
     assert row["subject"] == "Grüße"
+
+
+def test_run_until_idle_with_nothing_pending_ends_at_once(relaydesk: Relaydesk) -> None:
+    # No provider at all, nothing queued: nothing to wait for.
+    run = relaydesk("run", "--until-idle", "--quiet")
+    assert run.code == 0, str(run)
+    assert "0 pending" in run.out
+    relaydesk.ok(
+        "provider", "add", "off", "--host", "127.0.0.1", "--port", "9", "--security", "none"
+    )
+    relaydesk.ok("provider", "set", "off", "--disable")
+    run = relaydesk("run", "--until-idle", "--quiet")
+    assert run.code == 0, str(run)
+
+
+def test_run_until_idle_with_mail_and_no_enabled_provider_says_so_and_exits_3(
+    relaydesk: Relaydesk, body: Path
+) -> None:
+    relaydesk.ok(
+        "provider", "add", "off", "--host", "127.0.0.1", "--port", "9", "--security", "none"
+    )
+    relaydesk.ok("provider", "set", "off", "--disable")
+    relaydesk.ok(*_send(body, "--to", "b@example.com"))
+    relaydesk.ok(*_send(body, "--to", "c@example.com"))
+    # Without --timeout: it must end by itself, long before the harness's 120 s limit.
+    run = relaydesk("run", "--until-idle", "--quiet")
+    assert run.code == 3, str(run)
+    assert run.err == "relaydesk: 2 messages wait: no provider is enabled\n", str(run)
+    assert "Traceback" not in run.out
+    assert [row["state"] for row in relaydesk.outbox_rows()] == ["queued", "queued"]

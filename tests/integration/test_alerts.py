@@ -316,3 +316,41 @@ async def test_a_day_under_the_uptime_target_alerts(
     (alert,) = raised(delivery.events, "uptime_below_target")
     assert alert.subject == "alpha"
     assert "below the 99.9% target" in alert.message
+
+
+@pytest.mark.asyncio
+async def test_the_uptime_an_alert_quotes_is_the_24h_figure_health_shows_at_that_moment(
+    delivery: Delivery, scripted_smtp: Callable[..., ScriptedSMTPServer]
+) -> None:
+    server = scripted_smtp()
+    delivery.add_provider("alpha", server.port)
+    delivery.settings(health__uptime_target_percent="99.9")
+    clock = Clock()
+    end = clock.now
+    clock.now = end - 9 * 3600 - 675
+    alerter = alerter_for(delivery, clock)
+    monitor = delivery.ws.create_monitor(delivery.events, clock=clock)
+    await monitor.start()
+    try:
+        await monitor.probe_all()
+        clock.now += 9 * 3600  # nine hours up, then down for 75 s near the end
+        await monitor.flush()
+        server.stop()
+        await monitor.probe_all()
+        clock.now += 15
+        await monitor.probe_all()
+        clock.now += 60
+        server.start()
+        await monitor.probe_all()
+        clock.now = end
+        await monitor.flush()
+    finally:
+        await monitor.close()
+    await alerter.check()
+    await alerter.drain()
+
+    (alert,) = raised(delivery.events, "uptime_below_target")
+    (shown,) = [f.as_json(end) for f in delivery.ws.health_figures(now=end)]
+    quoted = float(alert.message.split("24 h uptime ")[1].split("%")[0])
+    assert quoted == shown["uptime_24h"] == round(100 * (33075 - 75) / 33075, 3)
+    assert shown["uptime_1h"] < shown["uptime_24h"]  # a different window, a different figure

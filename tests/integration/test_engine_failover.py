@@ -3,8 +3,8 @@
 Every test drives the real ``DeliveryEngine`` (through ``Workspace``) against
 ``ScriptedSMTPServer`` instances on 127.0.0.1 and then checks two independent records:
 what the servers took in (Message-IDs, connections, commands) and what the outbox and its
-attempts table say. DESIGN.md, "Providers and routing" and "Classifying SMTP outcomes",
-is the specification.
+attempts table say. desktop_app/ARCHITECTURE.md, "Routing rules" and "Classifying SMTP
+outcomes", is the specification.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from desktop_app.core.compose import build_message
-from desktop_app.core.delivery.engine import RESERVATIONS_PER_CONNECTION, DeliveryEngine
+from desktop_app.core.delivery import engine as engine_module
+from desktop_app.core.delivery.engine import RESERVATIONS_PER_CONNECTION
 from desktop_app.core.events import FailoverHappened, MessageStateChanged, ProviderStateChanged
 from desktop_app.core.models import BreakerState, MessageState, ProviderState, RateLimits
 from tests.support.scripted_smtp import ScriptedSMTPServer
@@ -285,7 +286,8 @@ async def test_recipients_refused_for_now_get_the_message_later_and_only_they(
     reason="open design gap: once a partly deferred message is finally sent, the permanent "
     "refusal of another recipient is on record nowhere (the 'sent' transition of the retry "
     "clears last_error, attempt rows keep only the reply to '.'); needs a per-recipient "
-    "record such as the suppression list DESIGN.md promises",
+    "record (desktop_app/ARCHITECTURE.md, 'Classifying SMTP outcomes': only a campaign "
+    "message refused outright is suppressed)",
 )
 @pytest.mark.asyncio
 async def test_permanent_refusal_stays_on_record_after_the_rest_is_delivered(
@@ -700,16 +702,16 @@ async def test_a_bug_in_one_delivery_gives_the_message_back_instead_of_stranding
     delivery.add_provider("only", server.port)
     delivery.settings(retry__min_backoff_seconds="0.1", retry__max_backoff_seconds="1")
     (message_id,) = delivery.queue(1)
-    original = DeliveryEngine._transition_after
+    original = engine_module.transition_after
     calls = {"n": 0}
 
-    def broken_once(self: DeliveryEngine, *args: Any, **kwargs: Any) -> Any:
+    def broken_once(*args: Any, **kwargs: Any) -> Any:
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("injected bug")
-        return original(self, *args, **kwargs)
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(DeliveryEngine, "_transition_after", broken_once)
+    monkeypatch.setattr(engine_module, "transition_after", broken_once)
     await delivery.run_until_idle()
     row = delivery.message(message_id)
     assert row["state"] == "sent"

@@ -170,7 +170,7 @@ async def test_maintenance_is_excluded_from_uptime_and_probes_are_marked(
     await monitor.probe_all()
     clock.at(1915)
     await monitor.probe_all()
-    assert monitor.live_states()["alpha"][0] == "maintenance"
+    assert monitor.live_states()[provider.uid].state == "maintenance"
     clock.at(2300)
     server.start()
     clock.at(2400)
@@ -210,7 +210,7 @@ async def test_an_incident_open_at_shutdown_goes_on_in_the_next_run(
 
     second = monitor_factory()
     await second.start()
-    assert second.live_states()["alpha"][0] == "down"
+    assert second.live_states()[provider.uid].state == "down"
     clock.at(300)
     server.start()
     await second.probe_all()
@@ -310,5 +310,5 @@ async def test_the_monitor_runs_by_itself_and_probes_on_its_schedule(
     assert len(engine_events.of(ProbeRecorded)) >= 3
     assert server.command_count("NOOP") >= 3
     assert server.command_count("MAIL") == 0  # a probe never sends mail
-    (status,) = workspace.health.statuses().values()
+    (status,) = workspace.provider_states.load().values()
     assert status.state == "up"

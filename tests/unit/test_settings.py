@@ -24,7 +24,7 @@ DOCUMENTED_DEFAULTS = {
     "ambiguous.policy": "retry",
     "smtp.timeout_seconds": 30.0,
     "health.probe_interval_seconds": 60.0,
-    "health.probe_interval_down_seconds": 15.0,
+    "health.probe_interval_down_seconds": 5.0,
     "health.incident_after_failures": 2,
     "health.uptime_target_percent": 99.9,
     "alerts.down_after_seconds": 60.0,

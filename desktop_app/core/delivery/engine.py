@@ -6,7 +6,8 @@ next usable provider when a provider fails. Everything runs on the loop thread
 (core/runtime.py); database work goes to one executor thread and is group-committed
 (journal.py).
 
-For each message the durable order is the outbox contract (DESIGN.md):
+For each message the durable order is the outbox contract (desktop_app/ARCHITECTURE.md,
+"The outbox"):
   claim (lease, committed) -> attempt row committed -> MAIL FROM ... "." -> outcome committed
 -> only then an event tells anyone.
 """
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import dataclasses
 import logging
 import math
 import socket
@@ -25,24 +25,40 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from desktop_app.core.delivery.breaker import CircuitBreaker
 from desktop_app.core.delivery.classify import counts_against_provider
 from desktop_app.core.delivery.journal import Journal
-from desktop_app.core.delivery.limiter import RateLimiter
+from desktop_app.core.delivery.lane import (
+    QUOTA_MOMENT_SECONDS,
+    RESERVATIONS_PER_CONNECTION,
+    ProviderLane,
+    connection_settings,
+    first_tiers,
+)
+from desktop_app.core.delivery.outcome_rules import (
+    OutcomePolicy,
+    deferral,
+    finished_entry,
+    rate_limit_give_back,
+    transition_after,
+)
 from desktop_app.core.delivery.pool import AcquireAbandoned, ConnectionPool
 from desktop_app.core.delivery.retry import BackoffPolicy
-from desktop_app.core.delivery.router import Router
-from desktop_app.core.delivery.smtp_connection import SmtpFailure, TransactionResult
+from desktop_app.core.delivery.router import NOBODY, WAIT, Route, Router
+from desktop_app.core.delivery.smtp_connection import (
+    NO_PASSWORD_DETAIL,
+    SmtpFailure,
+    TransactionResult,
+)
 from desktop_app.core.events import (
     AttemptRecorded,
     EngineStatusChanged,
+    Event,
     EventSink,
     FailoverHappened,
     MessageStateChanged,
-    ProviderStateChanged,
     QuotaExhausted,
 )
-from desktop_app.core.health.maintenance import active_window, format_local, next_change
+from desktop_app.core.health.maintenance import active_window, format_local
 from desktop_app.core.models import (
     AmbiguousPolicy,
     AttemptRecord,
@@ -51,9 +67,11 @@ from desktop_app.core.models import (
     OutboxMessage,
     OutcomeClass,
     ProviderConfig,
+    ProviderLiveState,
     ProviderState,
     SmtpPhase,
 )
+from desktop_app.core.provider_state import ProviderStateBoard
 from desktop_app.core.secrets import SecretStore
 from desktop_app.core.settings import SettingsStore
 from desktop_app.core.storage.outbox import (
@@ -72,14 +90,12 @@ T = TypeVar("T")
 #: Longer than this, a message waiting for rate quota goes back to the outbox instead
 #: of holding a lease and a connection in memory.
 MAX_IN_MEMORY_WAIT = 10.0
-#: Each provider may have this many messages routed to it per connection, so the next
-#: messages' attempt rows are committed while the current one is on the wire. More in hand
-#: means bigger group commits: 8 took the loopback benchmark from ~7 to ~10 messages per
-#: commit and ~15 % more throughput; 16 was no better (bench_throughput.py).
-RESERVATIONS_PER_CONNECTION = 8
-#: How often providers and settings are re-read, so CLI edits reach a running engine.
+#: Without a change feed (tests that drive the engine alone), providers and settings are
+#: re-read this often; with one, a change reaches the engine when it happens.
 RELOAD_SECONDS = 5.0
 LEASE_SECONDS = 300.0
+#: Change-feed topics after which the engine re-reads providers and settings.
+_RELOAD_TOPICS = frozenset({"providers", "maintenance", "settings"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,64 +137,6 @@ class EngineStats:
     failovers: int = 0
 
 
-class ProviderLane:
-    """What the engine keeps about one provider while it runs."""
-
-    def __init__(
-        self, config: ProviderConfig, pool: ConnectionPool, options: EngineOptions
-    ) -> None:
-        self.config = config
-        self.pool = pool
-        self.breaker = CircuitBreaker(options.breaker_threshold, options.breaker_open_seconds)
-        self.limiter = RateLimiter(config.rate_limits)
-        self.reserved = 0  # messages routed here and not yet finished with the connection
-        self.probing = False
-        self.send_gate = asyncio.Lock()  # quota check -> attempt row -> token, one at a time
-        self.quota_announced_until = 0.0  # a QuotaExhausted event covers until then
-        self.state = ProviderState.UNKNOWN  # what is announced: maintenance over health
-        self.health_state = ProviderState.UNKNOWN  # what its attempts said: up, down, unknown
-        # Whether a maintenance window covers now, as last checked. The answer holds from
-        # _maintenance_checked_at until maintenance_next_change, so the clock is compared
-        # per routing decision and the windows (zoneinfo) are evaluated only at boundaries.
-        self.in_maintenance = False
-        self.maintenance_next_change = -math.inf
-        self._maintenance_checked_at = math.inf
-
-    def breaker_opened(self) -> bool:
-        return self.breaker.state is BreakerState.OPEN
-
-    @property
-    def has_room(self) -> bool:
-        return self.reserved < self.config.max_connections * RESERVATIONS_PER_CONNECTION
-
-    def maintenance_changed(self, now: float) -> bool:
-        """Bring ``in_maintenance`` up to ``now``; True when it flipped."""
-        if self._maintenance_checked_at <= now < self.maintenance_next_change:
-            return False
-        windows = self.config.maintenance
-        active = bool(windows) and active_window(windows, now) is not None
-        change = next_change(windows, now) if windows else None
-        self._maintenance_checked_at = now
-        self.maintenance_next_change = math.inf if change is None else change
-        flipped = active is not self.in_maintenance
-        self.in_maintenance = active
-        return flipped
-
-    def forget_maintenance_check(self) -> None:
-        """The windows changed: check them again at the next routing decision."""
-        self._maintenance_checked_at = math.inf
-
-    def routable(self) -> bool:
-        """Enabled, not in maintenance, breaker lets it try, quota now, room for one more."""
-        return (
-            self.config.enabled
-            and not self.in_maintenance
-            and self.breaker.allows_request()
-            and self.limiter.delay() == 0.0
-            and self.has_room
-        )
-
-
 class _Rerouted(Exception):
     """The chosen provider's breaker opened before it was contacted: choose again."""
 
@@ -204,6 +162,7 @@ class DeliveryEngine:
         owner: str | None = None,
         exclusive: bool = True,
         helo_name: str | None = None,
+        board: ProviderStateBoard | None = None,
     ) -> None:
         self._outbox = outbox
         self._providers = providers
@@ -225,8 +184,19 @@ class DeliveryEngine:
         self._journal: Journal | None = None
         self.stats = EngineStats()
         self.running = False
+        #: Why an ``until_idle`` run ended with mail still waiting (None: it did not).
+        self.stuck: str | None = None
         self._pending_work: Callable[[], int] = outbox.pending_count
         self._companions_busy: Callable[[], bool] = lambda: False
+        # The provider-state home: this engine reports breakers, sends, quota and
+        # maintenance to it and hears the monitor's probes through it.
+        self._board = board or ProviderStateBoard(events)
+        self._board.add_listener(self._on_provider_state)
+        self._reload_requested = False
+        self._has_change_feed = False
+        self._lanes_loaded = False  # the first reload only sets up; later ones are changes
+        # Events waiting for the commit of their message's attempt entries, by outbox id.
+        self._after_commit: dict[int, list[Event]] = {}
 
     # -- control (call on the loop thread) ------------------------------------------------
 
@@ -237,6 +207,16 @@ class DeliveryEngine:
     def request_stop(self) -> None:
         self._stop_requested = True
         self._wake.set()
+
+    def follow_changes(self) -> None:
+        """A change feed will call ``on_changes``: no re-reads of providers on a timer."""
+        self._has_change_feed = True
+
+    def on_changes(self, topics: frozenset[str]) -> None:
+        """The change feed says providers, maintenance or settings changed (loop thread)."""
+        if topics & _RELOAD_TOPICS:
+            self._reload_requested = True
+        self._wake.set()  # and new mail ("outbox") is claimed at once
 
     def pause(self) -> None:
         self._paused = True
@@ -304,7 +284,10 @@ class DeliveryEngine:
     async def _dispatch(self, until_idle: bool) -> None:
         next_reload = time.monotonic() + RELOAD_SECONDS
         while not self._stop_requested:
-            if time.monotonic() >= next_reload:
+            if self._reload_requested or (
+                not self._has_change_feed and time.monotonic() >= next_reload
+            ):
+                self._reload_requested = False
                 await self.reload()
                 next_reload = time.monotonic() + RELOAD_SECONDS
             self._check_maintenance()
@@ -312,6 +295,13 @@ class DeliveryEngine:
             if self._paused:
                 await self._sleep(1.0)
                 continue
+            if (
+                until_idle
+                and not self._tasks
+                and not self._companions_busy()
+                and await self._nothing_can_change()
+            ):
+                return
             capacity, room = self._free_capacity()
             # Claim in batches (at least half the room, or whatever is left when nothing is
             # in flight): one claim per message would mean one transaction per message.
@@ -336,12 +326,37 @@ class DeliveryEngine:
                 # Busy: a finishing delivery wakes us (no database work meanwhile).
                 await self._sleep(1.0)
 
+    async def _nothing_can_change(self) -> bool:
+        """For ``until_idle``: True (after saying why) when waiting longer is pointless.
+
+        Nothing pending: idle. Mail pending but no provider enabled at all: nothing in this
+        run can send it (``stuck`` says so). Anything else (breakers, maintenance, backoff)
+        ends by itself, so the run goes on.
+        """
+        if any(lane.config.enabled for lane in self._lanes.values()):
+            if self._free_capacity()[0] > 0:
+                return False  # the claim below looks, and checks for idle when it finds none
+            pending = await self._db(self._pending_work)
+        else:
+            pending = await self._db(self._pending_work)
+            if pending:
+                self.stuck = f"{pending} messages wait: no provider is enabled"
+                log.warning("%s", self.stuck)
+                self._publish_status("stuck")
+                return True
+        if pending == 0:
+            self._publish_status("idle")
+            return True
+        return False
+
     def _free_capacity(self) -> tuple[int, int]:
         """(messages to claim now, total room): room on usable providers minus work in hand."""
         usable = [
             lane
             for lane in self._lanes.values()
-            if lane.config.enabled and lane.breaker.allows_request() and lane.limiter.delay() == 0.0
+            if lane.config.enabled
+            and lane.breaker.allows_request()
+            and lane.limiter.delay() <= QUOTA_MOMENT_SECONDS
         ]
         open_lanes = [lane for lane in usable if not lane.in_maintenance]
         if not open_lanes and not any(
@@ -350,7 +365,10 @@ class DeliveryEngine:
             # Every enabled provider is in maintenance: claim what is due all the same, so
             # that it waits deferred until a window ends, with the reason, not queued without.
             open_lanes = usable
-        room = sum(lane.config.max_connections * RESERVATIONS_PER_CONNECTION for lane in open_lanes)
+        room = sum(
+            lane.config.max_connections * RESERVATIONS_PER_CONNECTION
+            for lane in first_tiers(open_lanes)
+        )
         return room - len(self._tasks), room
 
     async def _idle_wait(self) -> float:
@@ -409,10 +427,13 @@ class DeliveryEngine:
         self._options = EngineOptions.from_settings(settings)
         configs = await self._db(self._providers.all)
         seen: set[int] = set()
+        newly_enabled = False  # a provider added, or switched on: mail waiting may go now
         for config in configs:
             assert config.id is not None
             seen.add(config.id)
             lane = self._lanes.get(config.id)
+            known = self._lanes_loaded and (lane is not None and lane.config.enabled)
+            newly_enabled = newly_enabled or (config.enabled and not known)
             if lane is None:
                 lane = self._new_lane(config)
                 since = time.time() - max((w for w, _ in config.rate_limits.windows()), default=0)
@@ -426,7 +447,7 @@ class DeliveryEngine:
                 if lane.config.maintenance != config.maintenance:
                     lane.forget_maintenance_check()
                 lane.config = config
-                lane.pool.reconfigure(_connection_settings(config))
+                lane.pool.reconfigure(connection_settings(config))
                 lane.limiter.update(config.rate_limits)
             lane.breaker.configure(
                 self._options.breaker_threshold, self._options.breaker_open_seconds
@@ -434,6 +455,10 @@ class DeliveryEngine:
         for gone in set(self._lanes) - seen:
             lane = self._lanes.pop(gone)
             await lane.pool.close_all()
+        self._board.sync_providers(configs)
+        if newly_enabled and self._lanes_loaded and self.running:
+            self._wake_waiting_soon()
+        self._lanes_loaded = True
         self._wake.set()
 
     def _new_lane(self, config: ProviderConfig) -> ProviderLane:
@@ -443,16 +468,22 @@ class DeliveryEngine:
             return await self._db(self._secrets.get_password, uid)
 
         pool = ConnectionPool(
-            _connection_settings(config),
+            connection_settings(config),
             password,
             timeout=self._options.smtp_timeout,
             helo_name=self._helo_name,
         )
-        return ProviderLane(config, pool, self._options)
+        return ProviderLane(
+            config,
+            pool,
+            breaker_threshold=self._options.breaker_threshold,
+            breaker_open_seconds=self._options.breaker_open_seconds,
+        )
 
     async def _housekeeping(self) -> None:
         for lane in list(self._lanes.values()):
             await lane.pool.close_idle()
+            self._report_breaker(lane, "")  # OPEN -> HALF_OPEN happens by the clock
             if lane.config.enabled and not lane.limiter.unlimited:
                 self._announce_quota(lane)
             if (
@@ -477,10 +508,10 @@ class DeliveryEngine:
             try:
                 connection = await lane.pool.acquire()
             except SmtpFailure as failure:
-                self._record_breaker(lane, failure.outcome, failure.detail)
+                self._record_breaker(lane, failure.outcome, failure.detail, sent=False)
                 return
             await lane.pool.release(connection)
-            self._record_breaker(lane, OutcomeClass.DELIVERED, "probe succeeded")
+            self._record_breaker(lane, OutcomeClass.DELIVERED, "trial succeeded", sent=False)
         finally:
             lane.probing = False
 
@@ -490,8 +521,10 @@ class DeliveryEngine:
         try:
             await self._deliver(message)
         except asyncio.CancelledError:
+            self._after_commit.pop(message.outbox_id, None)
             raise
         except Exception as exc:
+            self._after_commit.pop(message.outbox_id, None)  # what they announce never committed
             log.exception("delivery of outbox message %d failed unexpectedly", message.outbox_id)
             # Not left in "sending" until the next start: given back now by the crash-recovery
             # rules (possibly sent -> unknown, else queued), after a backoff so that a message
@@ -524,13 +557,15 @@ class DeliveryEngine:
                 back_at, why = self._back_from_maintenance(message, tried)
                 await self._finish(
                     message,
-                    self._deferral(
+                    deferral(
                         message,
                         number,
                         reason="no_provider",
                         error=(last_failure or "no usable provider") + why,
                         provider_id=None,
                         due_at=back_at,
+                        policy=self._outcome_policy(),
+                        now=time.time(),
                     ),
                     carried,
                 )
@@ -550,18 +585,27 @@ class DeliveryEngine:
                 await self._give_back(message, number - 1, carried, give_back.due_at)
                 return
             carried = []
-            finished = self._finished_entry(message, number, result)
-            self._publish_attempt(message, lane, number, result)
+            finished = finished_entry(message, number, result, time.time())
+            # Told once the entry is committed (_journal_write), never before.
+            self._announce_after_commit(message, self._attempt_event(message, lane, number, result))
             if result.outcome is OutcomeClass.PROVIDER_FAILURE:
                 tried.add(lane.config.id or 0)
-                carried = [finished]
+                carried = [finished]  # committed with this message's next journal entry
                 last_failure = f"{lane.config.name}: {result.detail}"
                 self.stats.failovers += 1
-                self._events.publish(
-                    FailoverHappened(message.outbox_id, lane.config.name, result.detail)
+                self._announce_after_commit(
+                    message, FailoverHappened(message.outbox_id, lane.config.name, result.detail)
                 )
                 continue
-            transition = self._transition_after(message, number, lane, result)
+            transition = transition_after(
+                message,
+                number,
+                lane.config.id,
+                lane.config.name,
+                result,
+                self._outcome_policy(),
+                time.time(),
+            )
             await self._finish(message, transition, [finished], provider_name=lane.config.name)
             return
 
@@ -573,43 +617,37 @@ class DeliveryEngine:
         due_at: float,
     ) -> None:
         """Back to the queue untried, due when quota frees up; not counted as a deferral."""
-        await self._finish(
-            message,
-            MessageTransition(
-                outbox_id=message.outbox_id,
-                state=MessageState.QUEUED,
-                remaining_recipients=message.recipients,
-                attempt_count=attempts,
-                deferral_count=message.deferral_count,
-                provider_id=None,
-                next_attempt_at=due_at,
-                last_error="waiting for provider rate limits",
-                defer_reason="rate_limit",
-            ),
-            carried,
-        )
+        await self._finish(message, rate_limit_give_back(message, attempts, due_at), carried)
 
     async def _route(self, message: OutboxMessage, tried: set[int]) -> ProviderLane | None:
-        """A lane for this message, waiting briefly when the right ones are only busy."""
+        """A lane for this message by the routing rules (router.py); None when nobody can
+        take it. Waits while the best usable tier is only busy."""
         while True:
             self._check_maintenance()
             if message.route == "healthiest":
-                chosen = self._healthiest(message, tried)
+                route = self._healthiest(message, tried)
             else:
-                chosen = self._router.choose(
+                route = self._router.route(
                     [lane.config for lane in self._lanes.values()],
                     message.sender_domain,
-                    lambda config: (
-                        config.id not in tried and self._lanes[config.id or 0].routable()
-                    ),
+                    lambda config: config.id not in tried and self._lanes[config.id or 0].usable(),
+                    lambda config: self._lanes[config.id or 0].has_room,
                 )
-            if chosen is not None:
-                lane = self._lanes[chosen.id or 0]
+            if route.provider is not None:
+                lane = self._lanes[route.provider.id or 0]
                 lane.reserved += 1
                 lane.breaker.acquire()
                 return lane
-            # Someone authorized and healthy but busy (or waiting for quota)? Then wait for it.
-            busy = [
+            if self._stop_requested:
+                return None
+            if route.wait:
+                # Busy: a connection of the best usable tier frees up when a transaction
+                # ends. Later tiers are not an overflow; poll gently.
+                await asyncio.sleep(0.05)
+                continue
+            # Nobody usable now. Someone who soon will be (a trial in flight, a quota that
+            # frees up in a while) is worth waiting for in memory, briefly.
+            soon = [
                 lane
                 for lane in self._lanes.values()
                 if lane.config.id not in tried
@@ -618,39 +656,47 @@ class DeliveryEngine:
                 and lane.config.authorizes(message.sender_domain)
                 and (lane.breaker.allows_request() or lane.breaker.state is BreakerState.HALF_OPEN)
             ]
-            if not busy or self._stop_requested:
+            if not soon:
                 return None
-            quota_waits = [lane.limiter.delay() for lane in busy]
+            quota_waits = [lane.limiter.delay() for lane in soon]
             if all(wait > MAX_IN_MEMORY_WAIT for wait in quota_waits):
                 raise _GiveBack(time.time() + min(quota_waits))
-            # Busy lanes free up when a transaction ends (which sets _wake); poll gently.
             await asyncio.sleep(min(0.05, *(w for w in quota_waits if w > 0), 0.05))
 
-    def _healthiest(self, message: OutboxMessage, tried: set[int]) -> ProviderConfig | None:
+    def _healthiest(self, message: OutboxMessage, tried: set[int]) -> Route:
         """For alert mail: the usable provider in the best health, whatever its priority.
 
         Up before unknown before anything else, then the fewest recent failures, then the
-        configured priority; an alert must not wait behind a tier that is failing.
+        configured priority; an alert must not wait behind a tier that is failing. Busy
+        providers are passed over while another usable one has room.
         """
         usable = [
             lane
             for lane in self._lanes.values()
             if lane.config.id not in tried
             and lane.config.authorizes(message.sender_domain)
-            and lane.routable()
+            and lane.usable()
         ]
         if not usable:
-            return None
+            return NOBODY
+        free = [lane for lane in usable if lane.has_room]
+        if not free:
+            return WAIT
         rank = {ProviderState.UP: 0, ProviderState.UNKNOWN: 1}
+
+        def health(lane: ProviderLane) -> ProviderState:
+            live = self._board.get(lane.config.uid)
+            return live.state if live is not None else ProviderState.UNKNOWN
+
         best = min(
-            usable,
+            free,
             key=lambda lane: (
-                rank.get(lane.state, 2),
+                rank.get(health(lane), 2),
                 lane.breaker.consecutive_failures,
                 lane.config.priority,
             ),
         )
-        return best.config
+        return Route(best.config)
 
     def _announce_quota(self, lane: ProviderLane) -> None:
         """Tell observers (alerts) once per exhaustion that a quota is used up for a while.
@@ -663,6 +709,7 @@ class DeliveryEngine:
         if wait <= MAX_IN_MEMORY_WAIT or now < lane.quota_announced_until:
             return
         lane.quota_announced_until = now + wait
+        self._board.report_quota(lane.config.uid, now + wait)
         self._events.publish(QuotaExhausted(lane.config.name, now + wait))
 
     async def _attempt(
@@ -724,9 +771,11 @@ class DeliveryEngine:
                     # day) in memory, holding its lease, a connection and an open attempt row.
                     async with lane.send_gate:
                         delay = lane.limiter.delay()
-                        if delay > MAX_IN_MEMORY_WAIT:
+                        if delay > QUOTA_MOMENT_SECONDS:
+                            # Used up while this message waited: routed again, it goes to
+                            # the next usable tier, or back to the outbox if there is none.
                             lane.breaker.release_trial()
-                            raise _GiveBack(time.time() + delay)
+                            raise _Rerouted
                         await self._journal_write(started=[started], finished=carried)
                         while not lane.limiter.try_acquire():
                             await asyncio.sleep(max(lane.limiter.delay(), 0.001))
@@ -742,28 +791,53 @@ class DeliveryEngine:
         self._record_breaker(lane, result.outcome, result.detail)
         return result
 
-    def _record_breaker(self, lane: ProviderLane, outcome: OutcomeClass, detail: str) -> None:
-        """Feed an outcome to the provider's breaker and announce state changes."""
-        before = (lane.state, lane.breaker.state)
+    def _record_breaker(
+        self, lane: ProviderLane, outcome: OutcomeClass, detail: str, *, sent: bool = True
+    ) -> None:
+        """Feed an outcome to the provider's breaker; tell the provider-state home."""
         if counts_against_provider(outcome):
             lane.breaker.record_failure()
-            if (
-                outcome is OutcomeClass.PROVIDER_FAILURE
-                or lane.breaker.state is not BreakerState.CLOSED
-            ):
-                lane.health_state = ProviderState.DOWN
         else:
             # It answered sensibly (even a refusal of a recipient is a working provider).
             lane.breaker.record_success()
-            lane.health_state = ProviderState.UP
-        # A transaction that was in flight when a window began still reports its outcome.
-        lane.state = ProviderState.MAINTENANCE if lane.in_maintenance else lane.health_state
-        if (lane.state, lane.breaker.state) == before:
+        uid = lane.config.uid
+        if sent:
+            self._board.report_send(uid, outcome, detail)
+        missing = detail == NO_PASSWORD_DETAIL
+        live = self._board.get(uid)
+        if missing or (live is not None and live.password_missing):
+            self._board.report_password(uid, missing)
+        self._report_breaker(lane, detail)
+
+    def _report_breaker(self, lane: ProviderLane, detail: str) -> None:
+        live = self._board.get(lane.config.uid)
+        state = lane.breaker.state
+        if live is not None and live.breaker is state:
             return
-        self._events.publish(
-            ProviderStateChanged(lane.config.name, lane.state, lane.breaker.state, detail)
+        retry_at = lane.breaker.retry_at
+        if retry_at is not None:
+            retry_at += time.time() - time.monotonic()  # the breaker's clock is monotonic
+        self._board.report_breaker(lane.config.uid, state, retry_at, detail)
+
+    def _on_provider_state(self, before: ProviderLiveState, after: ProviderLiveState) -> None:
+        """The provider-state home changed (an engine or monitor report; loop thread)."""
+        lane = next(
+            (lane for lane in self._lanes.values() if lane.config.uid == after.provider_uid),
+            None,
         )
-        if lane.state is ProviderState.UP and before[0] is not ProviderState.UP:
+        if lane is None:
+            return
+        probed_ok = after.last_probe_ok and after.last_probe_at != before.last_probe_at
+        if probed_ok and lane.breaker.state is BreakerState.OPEN:
+            # The monitor reached it: its trial starts now, not when the cool-down (which
+            # grew during the outage) runs out.
+            lane.breaker.allow_trial_now()
+            self._report_breaker(lane, "a probe succeeded; trying again")
+            self._wake.set()
+        usable_again = (
+            before.breaker is not BreakerState.CLOSED and after.breaker is BreakerState.CLOSED
+        ) or (after.state is ProviderState.UP and before.state is not ProviderState.UP)
+        if usable_again and self.running:
             # Mail that waited only for a provider need not sit out its backoff.
             self._wake_waiting_soon()
 
@@ -772,8 +846,8 @@ class DeliveryEngine:
     def _check_maintenance(self) -> None:
         """Enter and leave maintenance windows as the clock passes their boundaries.
 
-        In a window a provider takes no new transactions (routable() says no, and it is not
-        "busy" either, so mail goes to the others at once). What it already has finishes:
+        In a window a provider takes no new transactions (usable() says no: it is not
+        "busy", so mail goes to the others at once). What it already has finishes:
         transactions on the wire and messages routed to it before the window began that wait
         for one of its connections (at most RESERVATIONS_PER_CONNECTION per connection).
         """
@@ -784,7 +858,6 @@ class DeliveryEngine:
 
     def _announce_maintenance(self, lane: ProviderLane, now: float) -> None:
         if lane.in_maintenance:
-            lane.state = ProviderState.MAINTENANCE
             window = active_window(lane.config.maintenance, now)
             detail = "maintenance window"
             if math.isfinite(lane.maintenance_next_change):
@@ -792,13 +865,11 @@ class DeliveryEngine:
             if window is not None and window.note:
                 detail += f": {window.note}"
         else:
-            lane.state = lane.health_state
             detail = "maintenance window ended"
-            self._wake_waiting_soon()
+            if self.running:
+                self._wake_waiting_soon()
         log.info("%s: %s", lane.config.name, detail)
-        self._events.publish(
-            ProviderStateChanged(lane.config.name, lane.state, lane.breaker.state, detail)
-        )
+        self._board.report_maintenance(lane.config.uid, lane.in_maintenance, detail)
 
     def _back_from_maintenance(
         self, message: OutboxMessage, tried: set[int]
@@ -837,135 +908,11 @@ class DeliveryEngine:
             log.info("a provider is back: %d waiting messages are due now", woken)
             self._wake.set()
 
-    # -- outcomes -> transitions ----------------------------------------------------------
+    # -- outcomes -> transitions (the rules are in outcome_rules.py) ---------------------
 
-    def _finished_entry(
-        self, message: OutboxMessage, number: int, result: TransactionResult
-    ) -> AttemptFinished:
-        return AttemptFinished(
-            outbox_id=message.outbox_id,
-            number=number,
-            finished_at=time.time(),
-            latency_ms=result.latency_ms,
-            outcome=result.outcome,
-            phase=result.phase.value,
-            reply_code=result.reply_code,
-            enhanced_status=result.enhanced_status,
-            detail=result.detail,
-        )
-
-    def _transition_after(
-        self,
-        message: OutboxMessage,
-        number: int,
-        lane: ProviderLane,
-        result: TransactionResult,
-    ) -> MessageTransition:
-        provider_id = lane.config.id
-        refused = "; ".join(f"{rcpt}: {reply}" for rcpt, reply in result.refused_permanently)
-        outcome = result.outcome
-        if outcome is OutcomeClass.DELIVERED:
-            if result.refused_transiently:
-                # Delivered to some; the others said "later": keep only those.
-                remaining = tuple(result.refused_transiently)
-                return self._deferral(
-                    message,
-                    number,
-                    reason="recipient",
-                    error=f"delivered to {len(result.delivered_to)}; waiting for "
-                    + ", ".join(remaining)
-                    + (f"; refused: {refused}" if refused else ""),
-                    provider_id=provider_id,
-                    remaining=remaining,
-                )
-            return MessageTransition(
-                outbox_id=message.outbox_id,
-                state=MessageState.SENT,
-                remaining_recipients=(),
-                attempt_count=number,
-                deferral_count=message.deferral_count,
-                provider_id=provider_id,
-                sent_at=time.time(),
-                last_error=f"refused: {refused}" if refused else None,
-            )
-        if outcome is OutcomeClass.RECIPIENT_TRANSIENT:
-            # Permanently refused recipients leave the envelope here: name them (as "sent"
-            # does), since nothing else records which addresses were refused.
-            return self._deferral(
-                message,
-                number,
-                reason="recipient",
-                error=f"{result.detail}; refused: {refused}" if refused else result.detail,
-                provider_id=provider_id,
-                remaining=tuple(result.refused_transiently),
-            )
-        if outcome is OutcomeClass.TRANSIENT_AFTER_DATA:
-            return self._deferral(
-                message, number, reason="after_data", error=result.detail, provider_id=provider_id
-            )
-        if outcome is OutcomeClass.AMBIGUOUS:
-            retry = self._options.ambiguous_policy is AmbiguousPolicy.RETRY
-            deferrals = message.deferral_count + 1
-            return MessageTransition(
-                outbox_id=message.outbox_id,
-                state=MessageState.UNKNOWN,
-                remaining_recipients=message.recipients,
-                attempt_count=number,
-                deferral_count=deferrals,
-                provider_id=provider_id,
-                next_attempt_at=(
-                    time.time() + self._options.backoff.delay(deferrals) if retry else None
-                ),
-                last_error=f"{lane.config.name} may have accepted it: {result.detail}",
-                possible_duplicate=True,
-            )
-        # RECIPIENT_PERMANENT and CONTENT_REJECTED: final, never tried elsewhere.
-        return MessageTransition(
-            outbox_id=message.outbox_id,
-            state=MessageState.FAILED,
-            remaining_recipients=(),
-            attempt_count=number,
-            deferral_count=message.deferral_count,
-            provider_id=provider_id,
-            last_error=refused or result.detail,
-        )
-
-    def _deferral(
-        self,
-        message: OutboxMessage,
-        number: int,
-        *,
-        reason: str,
-        error: str,
-        provider_id: int | None,
-        remaining: tuple[str, ...] | None = None,
-        due_at: float | None = None,
-    ) -> MessageTransition:
-        """Deferred with backoff (or until ``due_at``), or failed once past its lifetime."""
-        now = time.time()
-        deferrals = message.deferral_count + 1
-        remaining = message.recipients if remaining is None else remaining
-        if self._options.backoff.expired(message.created_at, now):
-            hours = self._options.backoff.max_age_seconds / 3600
-            return MessageTransition(
-                outbox_id=message.outbox_id,
-                state=MessageState.FAILED,
-                remaining_recipients=remaining,
-                attempt_count=number,
-                deferral_count=deferrals,
-                provider_id=provider_id,
-                last_error=f"expired after {hours:g} h without delivery: {error}",
-            )
-        return MessageTransition(
-            outbox_id=message.outbox_id,
-            state=MessageState.DEFERRED,
-            remaining_recipients=remaining,
-            attempt_count=number,
-            deferral_count=deferrals,
-            provider_id=provider_id,
-            next_attempt_at=due_at or now + self._options.backoff.delay(deferrals),
-            last_error=error,
-            defer_reason=reason,
+    def _outcome_policy(self) -> OutcomePolicy:
+        return OutcomePolicy(
+            backoff=self._options.backoff, ambiguous_policy=self._options.ambiguous_policy
         )
 
     async def _finish(
@@ -998,29 +945,31 @@ class DeliveryEngine:
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def _publish_attempt(
+    def _attempt_event(
         self, message: OutboxMessage, lane: ProviderLane, number: int, result: TransactionResult
-    ) -> None:
+    ) -> AttemptRecorded:
         now = time.time()
-        self._events.publish(
-            AttemptRecorded(
-                AttemptRecord(
-                    outbox_id=message.outbox_id,
-                    message_id=message.message_id,
-                    number=number,
-                    provider_id=lane.config.id,
-                    provider_name=lane.config.name,
-                    started_at=now - result.latency_ms / 1000,
-                    finished_at=now,
-                    latency_ms=result.latency_ms,
-                    outcome=result.outcome,
-                    phase=result.phase,
-                    reply_code=result.reply_code,
-                    enhanced_status=result.enhanced_status,
-                    detail=result.detail,
-                )
+        return AttemptRecorded(
+            AttemptRecord(
+                outbox_id=message.outbox_id,
+                message_id=message.message_id,
+                number=number,
+                provider_id=lane.config.id,
+                provider_name=lane.config.name,
+                started_at=now - result.latency_ms / 1000,
+                finished_at=now,
+                latency_ms=result.latency_ms,
+                outcome=result.outcome,
+                phase=result.phase,
+                reply_code=result.reply_code,
+                enhanced_status=result.enhanced_status,
+                detail=result.detail,
             )
         )
+
+    def _announce_after_commit(self, message: OutboxMessage, event: Event) -> None:
+        """Publish ``event`` after the next journal write of this message's attempt entries."""
+        self._after_commit.setdefault(message.outbox_id, []).append(event)
 
     def _publish_status(self, detail: str) -> None:
         self._events.publish(
@@ -1044,14 +993,13 @@ class DeliveryEngine:
             finished=finished or (),
             transitions=transitions or (),
         )
+        # What these entries make true may be told now (events.py: only after the commit).
+        for entry in finished or ():
+            for event in self._after_commit.pop(entry.outbox_id, ()):
+                self._events.publish(event)
 
     async def _db(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run a blocking storage call on the engine's database thread."""
         assert self._executor is not None
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, lambda: function(*args, **kwargs))
-
-
-def _connection_settings(config: ProviderConfig) -> ProviderConfig:
-    """What connections depend on: a new maintenance window must not retire them."""
-    return dataclasses.replace(config, maintenance=())

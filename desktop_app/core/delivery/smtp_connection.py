@@ -29,6 +29,9 @@ from desktop_app.core.models import OutcomeClass, ProviderConfig, Security, Smtp
 
 _LEADING_DOT = re.compile(rb"^\.", re.MULTILINE)
 _DETAIL_LIMIT = 200
+#: The failure detail when a provider needs a password this computer's keyring lacks; the
+#: provider-state home shows such a provider as ``no_password``.
+NO_PASSWORD_DETAIL = "no password is stored in the keyring for this provider"  # noqa: S105
 
 
 def _short(text: str) -> str:
@@ -205,7 +208,7 @@ class SmtpConnection:
                     raise SmtpFailure(
                         phase,
                         None,
-                        "no password is stored in the keyring for this provider",
+                        NO_PASSWORD_DETAIL,
                         outcome=OutcomeClass.PROVIDER_FAILURE,
                     )
                 await self._client.login(self.provider.username, self._password)

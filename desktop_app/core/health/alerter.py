@@ -37,6 +37,7 @@ from desktop_app.core.health.alert_rules import (
     AlertPolicy,
     AlertRule,
 )
+from desktop_app.core.health.report import uptime_over
 from desktop_app.core.health.rollup import DAY
 from desktop_app.core.models import BreakerState
 from desktop_app.core.settings import SettingsStore
@@ -78,6 +79,9 @@ class Alerter:
         self._health = health
         self._providers = providers
         self._settings = settings
+        self._options = AlertOptions()
+        self._options_read = False
+        self._has_feed = False
         self._events = events
         self._clock = clock
         self._check_seconds = check_seconds
@@ -177,10 +181,25 @@ class Alerter:
     def request_stop(self) -> None:
         self._stop.set()
 
+    def on_changes(self, topics: frozenset[str]) -> None:
+        """The change feed saw settings change (loop thread): read them before next use."""
+        if "settings" in topics:
+            self._options_read = False
+
+    async def _current_options(self) -> AlertOptions:
+        if not self._options_read or not self._has_feed:
+            # Without a change feed (an alerter driven alone) settings are read every time.
+            self._options = AlertOptions.from_settings(await asyncio.to_thread(self._settings.all))
+            self._options_read = True
+        return self._options
+
+    def follow_changes(self) -> None:
+        """A change feed will call ``on_changes``: settings need not be read every check."""
+        self._has_feed = True
+
     async def check(self) -> None:
         """Evaluate the rules about state over time (call every few seconds)."""
-        settings = await asyncio.to_thread(self._settings.all)
-        self.policy.options = options = AlertOptions.from_settings(settings)
+        self.policy.options = options = await self._current_options()
         now = self._clock()
         for name, since in list(self._down_since.items()):
             self._raise(
@@ -210,10 +229,8 @@ class Alerter:
         )
         providers = await asyncio.to_thread(self._providers.all)
         for provider in providers:
-            totals = await asyncio.to_thread(
-                self._health.totals, provider.uid, now - DAY, now, histograms=False
-            )
-            uptime = totals.uptime_percent()
+            # The figure the table and `health --json` show as uptime_24h at this moment.
+            uptime = await asyncio.to_thread(uptime_over, self._health, provider.uid, DAY, now)
             self._condition(
                 AlertRule.UPTIME_BELOW_TARGET,
                 provider.name,
@@ -250,8 +267,8 @@ class Alerter:
             self._spawn(self._deliver(alert))
 
     async def _deliver(self, alert: Alert) -> None:
-        # Read now: the team address may have been set since the last check.
-        options = AlertOptions.from_settings(await asyncio.to_thread(self._settings.all))
+        # Current as of the last settings change: the team address may have just been set.
+        options = await self._current_options()
         email_id: int | None = None
         if options.email_to:
             message = build_message(

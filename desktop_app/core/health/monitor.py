@@ -2,7 +2,7 @@
 
 Runs on the loop thread next to the delivery engine and hears the engine's events (it is an
 ``EventSink``): every real send counts, as does every probe (connect, EHLO, STARTTLS, AUTH,
-NOOP, QUIT; every 60 s, every 15 s while a provider is down or suspect). Status and incidents
+NOOP, QUIT; every 60 s, every 5 s while a provider is down or suspect). Status and incidents
 are decided by ``tracker.ProviderTracker``; what happened per minute is summed in memory and
 added to the rollup rows every few seconds on the monitor's own database thread (never the
 engine's), which also rolls minutes into hours and prunes old history in small batches.
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import logging
 import socket
 import time
@@ -21,6 +22,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from desktop_app.core.delivery.smtp_connection import NO_PASSWORD_DETAIL
 from desktop_app.core.errors import KeyringUnavailableError
 from desktop_app.core.events import (
     AttemptRecorded,
@@ -47,10 +49,12 @@ from desktop_app.core.health.tracker import (
     OpenIncident,
     ProviderTracker,
 )
-from desktop_app.core.models import BreakerState, OutcomeClass, ProviderConfig
+from desktop_app.core.models import OutcomeClass, ProviderConfig, ProviderLiveState
+from desktop_app.core.provider_state import ProviderStateBoard
 from desktop_app.core.secrets import SecretStore
 from desktop_app.core.settings import SettingsStore
-from desktop_app.core.storage.health import HealthRepository, ProbeRecord, StoredStatus
+from desktop_app.core.storage.health import HealthRepository, ProbeRecord
+from desktop_app.core.storage.provider_states import ProviderStateRepository
 from desktop_app.core.storage.providers import ProviderRepository
 
 log = logging.getLogger(__name__)
@@ -75,7 +79,7 @@ PRUNE_SECONDS = 3600.0
 @dataclass(frozen=True, slots=True)
 class MonitorOptions:
     probe_interval: float = 60.0
-    probe_interval_down: float = 15.0
+    probe_interval_down: float = 5.0
     incident_after: int = 2
     probe_timeout: float = 30.0
 
@@ -130,7 +134,6 @@ class _Watch:
     tracker: ProviderTracker
     state: str = "unknown"
     state_since: float = 0.0
-    breaker: BreakerState = BreakerState.CLOSED
     detail: str = ""
     next_probe_at: float = 0.0
     probing: bool = False
@@ -161,8 +164,14 @@ class HealthMonitor:
         flush_seconds: float = 5.0,
         helo_name: str | None = None,
         probe_on_start: bool = True,
+        board: ProviderStateBoard | None = None,
+        states: ProviderStateRepository | None = None,
     ) -> None:
         self._health = health
+        # The provider-state home: probes and observed health are reported to it, and it
+        # is what the monitor persists (``states``) for other processes to read.
+        self.board = board or ProviderStateBoard(events, clock=clock)
+        self._states = states
         self._providers = providers
         self._settings = settings
         self._secrets = secrets
@@ -182,6 +191,8 @@ class HealthMonitor:
         self._stop = asyncio.Event()
         self._flush_soon = asyncio.Event()
         self._write_lock = asyncio.Lock()
+        self._reload_requested = False
+        self._has_feed = False
         self.started = False
 
     # -- life -------------------------------------------------------------------------------
@@ -202,7 +213,8 @@ class HealthMonitor:
         try:
             while not self._stop.is_set():
                 now = time.monotonic()
-                if now >= next_reload:
+                if self._reload_requested or (not self._has_feed and now >= next_reload):
+                    self._reload_requested = False
                     await self.reload()
                     next_reload = now + RELOAD_SECONDS
                 self._start_due_probes()
@@ -225,6 +237,16 @@ class HealthMonitor:
 
     def request_stop(self) -> None:
         self._stop.set()
+
+    def follow_changes(self) -> None:
+        """A change feed will call ``on_changes``: no re-reads of providers on a timer."""
+        self._has_feed = True
+
+    def on_changes(self, topics: frozenset[str]) -> None:
+        """The change feed saw providers, maintenance or settings change (loop thread)."""
+        if topics & {"providers", "maintenance", "settings"}:
+            self._reload_requested = True
+            self._flush_soon.set()  # wakes the loop
 
     async def close(self) -> None:
         """Drop probes in flight, write everything, stop the database thread."""
@@ -258,6 +280,7 @@ class HealthMonitor:
                 self._uid_by_id[config.id] = config.uid
         for gone in set(self._watches) - seen:
             del self._watches[gone]
+        self.board.sync_providers(configs)
 
     def _new_watch(self, config: ProviderConfig, now: float) -> _Watch:
         uid = config.uid
@@ -288,15 +311,11 @@ class HealthMonitor:
     # -- engine events (loop thread) ----------------------------------------------------------
 
     def publish(self, event: Event) -> None:
-        """EventSink: real sends count as observations; breaker moves are remembered."""
+        """EventSink: real sends count as observations; state moves are written soon."""
         if isinstance(event, AttemptRecorded):
             self._on_attempt(event)
         elif isinstance(event, ProviderStateChanged):
-            for watch in self._watches.values():
-                if watch.config.name == event.provider_name:
-                    watch.breaker = event.breaker
-                    watch.detail = event.detail or watch.detail
-                    self._flush_soon.set()
+            self._flush_soon.set()
 
     def _on_attempt(self, event: AttemptRecorded) -> None:
         attempt = event.attempt
@@ -391,6 +410,9 @@ class HealthMonitor:
             if result.ok:
                 delta.probe_latency.add(result.latency_ms)
         cause = "" if result.ok else result.summary().split(": ", 1)[-1]
+        self.board.report_password(uid, result.detail == NO_PASSWORD_DETAIL)
+        if not in_window:
+            self.board.report_probe(uid, result.ok, at, "" if result.ok else result.detail)
         changes = watch.tracker.observe(at, ok=result.ok, cause=f"probe {cause}".strip())
         self._after_observation(watch, changes, at)
         self._events.publish(
@@ -425,6 +447,11 @@ class HealthMonitor:
         watch.state = state
         watch.state_since = at
         self._flush_soon.set()
+        # Maintenance is the engine's news too (it drains the provider); both read the same
+        # windows. Health itself stays what sends and probes said before the window.
+        self.board.report_maintenance(watch.config.uid, state == MAINTENANCE)
+        if state != MAINTENANCE:
+            self.board.report_health(watch.config.uid, state)
         self._events.publish(ProviderHealthChanged(watch.config.name, state, watch.detail))
 
     def _delta(self, uid: str, at: float) -> RollupDelta:
@@ -441,18 +468,9 @@ class HealthMonitor:
             for watch in self._watches.values():
                 self._after_observation(watch, watch.tracker.accrue(now), now)
             pending, self._pending = self._pending, _Pending()
-            statuses = [
-                StoredStatus(
-                    provider_uid=uid,
-                    provider_name=w.config.name,
-                    state=w.state if w.config.enabled else "unknown",
-                    breaker=w.breaker.value,
-                    since=w.state_since,
-                    updated_at=now,
-                    detail=w.detail,
-                )
-                for uid, w in self._watches.items()
-            ]
+            # The heartbeat: every flush says "the sending app is watching, as of now".
+            self.board.take_dirty()
+            statuses = [dataclasses.replace(live, updated_at=now) for live in self.board.snapshot()]
             try:
                 await self._db(self._write, pending, statuses)
             except Exception:
@@ -466,7 +484,7 @@ class HealthMonitor:
                     else:
                         current.merge(delta)
 
-    def _write(self, pending: _Pending, statuses: list[StoredStatus]) -> None:
+    def _write(self, pending: _Pending, statuses: list[ProviderLiveState]) -> None:
         """On the monitor's database thread."""
         self._health.record_probes(pending.probes)
         self._health.add_minute_deltas(pending.deltas)
@@ -481,7 +499,8 @@ class HealthMonitor:
             self._health.update_incident(
                 incident.row_id, failures=incident.failures, ended_at=change.ended_at
             )
-        self._health.set_statuses(statuses)
+        if self._states is not None:
+            self._states.save(statuses, keep=[live.provider_uid for live in statuses])
 
     async def _roll_up(self) -> None:
         now = self._clock()
@@ -502,13 +521,9 @@ class HealthMonitor:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def live_states(self) -> dict[str, tuple[str, BreakerState]]:
-        """provider name -> (health state, breaker) as this monitor sees them now."""
-        now = self._clock()
-        return {
-            w.config.name: (w.tracker.status_at(now) if w.config.enabled else "unknown", w.breaker)
-            for w in self._watches.values()
-        }
+    def live_states(self) -> dict[str, ProviderLiveState]:
+        """provider uid -> its live state as the provider-state home has it now."""
+        return {live.provider_uid: live for live in self.board.snapshot()}
 
     # -- plumbing ------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ commits never wait long behind it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, insert, select, update
 
 from desktop_app.core.health import histogram
 from desktop_app.core.health.figures import Incident
+from desktop_app.core.health.histogram import LatencySummary
 from desktop_app.core.health.rollup import (
     COUNT_COLUMNS,
     HOUR,
@@ -31,7 +32,6 @@ from desktop_app.core.storage.schema import (
     HealthMinuteRow,
     IncidentRow,
     ProbeResultRow,
-    ProviderStatusRow,
 )
 
 #: How long each kind of history is kept (the health issue's retention).
@@ -63,19 +63,6 @@ class ProbeRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class StoredStatus:
-    """A provider's live status as the watching app last wrote it."""
-
-    provider_uid: str
-    provider_name: str
-    state: str
-    breaker: str
-    since: float
-    updated_at: float
-    detail: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class RangeTotals:
     """Sums over a time range of one provider's rollups."""
 
@@ -86,10 +73,21 @@ class RangeTotals:
     probe_hist: Mapping[str, int] = field(default_factory=dict)
     send_hist: Mapping[str, int] = field(default_factory=dict)
     probe_latency_max_ms: float | None = None
+    send_latency_max_ms: float | None = None
 
     def uptime_percent(self) -> float | None:
+        """Seconds up / seconds watched (maintenance and unwatched time left out), percent."""
         watched = self.up_seconds + self.down_seconds
         return None if watched <= 0 else 100.0 * self.up_seconds / watched
+
+    def latency(self, *, probes: bool = True, sends: bool = True) -> LatencySummary | None:
+        """p50/p95/max of the range's probes and real sends (or of one of them)."""
+        return histogram.summarize(
+            [
+                *([(self.probe_hist, self.probe_latency_max_ms)] if probes else []),
+                *([(self.send_hist, self.send_latency_max_ms)] if sends else []),
+            ]
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,20 +189,6 @@ class HealthRepository:
                 .values(failures=failures, ended_at=ended_at)
             )
 
-    def set_statuses(self, statuses: Iterable[StoredStatus]) -> None:
-        with self._database.session() as session:
-            for status in statuses:
-                row = session.get(ProviderStatusRow, status.provider_uid)
-                if row is None:
-                    row = ProviderStatusRow(provider_uid=status.provider_uid)
-                    session.add(row)
-                row.provider_name = status.provider_name
-                row.state = status.state
-                row.breaker = status.breaker
-                row.since = status.since
-                row.updated_at = status.updated_at
-                row.detail = status.detail[:300]
-
     def prune(self, now: float | None = None, *, batch: int = PRUNE_BATCH) -> PruneReport:
         """Delete history past its retention, ``batch`` rows per transaction."""
         now = time.time() if now is None else now
@@ -282,22 +266,6 @@ class HealthRepository:
             ).all()
         return [Incident(*row) for row in rows]
 
-    def statuses(self) -> dict[str, StoredStatus]:
-        with self._database.read() as connection:
-            rows = connection.execute(select(ProviderStatusRow)).all()
-        return {
-            row.provider_uid: StoredStatus(
-                provider_uid=row.provider_uid,
-                provider_name=row.provider_name,
-                state=row.state,
-                breaker=row.breaker,
-                since=row.since,
-                updated_at=row.updated_at,
-                detail=row.detail,
-            )
-            for row in rows
-        }
-
     def totals(
         self, uid: str, since: float, until: float, *, histograms: bool = True
     ) -> RangeTotals:
@@ -307,7 +275,9 @@ class HealthRepository:
         sums = [func.coalesce(func.sum(getattr(table, c)), 0) for c in _ADDITIVE]
         with self._database.read() as connection:
             row = connection.execute(
-                select(*sums, func.max(table.probe_latency_max_ms)).where(*where)
+                select(
+                    *sums, func.max(table.probe_latency_max_ms), func.max(table.send_latency_max_ms)
+                ).where(*where)
             ).one()
             probe_hist: dict[str, int] = {}
             send_hist: dict[str, int] = {}
@@ -325,7 +295,8 @@ class HealthRepository:
             counts={c: int(values[c]) for c in COUNT_COLUMNS},
             probe_hist=probe_hist,
             send_hist=send_hist,
-            probe_latency_max_ms=row[-1],
+            probe_latency_max_ms=row[-2],
+            send_latency_max_ms=row[-1],
         )
 
     def probe_results(self, uid: str, since: float) -> list[ProbeRecord]:

@@ -17,6 +17,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
+    text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -144,6 +147,19 @@ class MaintenanceWindowRow(Base):
     created_at: Mapped[float] = mapped_column(Float)
 
 
+class ChangeCounterRow(Base):
+    """How often one kind of thing changed (storage/changes.py): the change feed's source.
+
+    Bumped in the same transaction as the write it announces, so a reader that sees the
+    new version also sees the change.
+    """
+
+    __tablename__ = "change_counters"
+
+    topic: Mapped[str] = mapped_column(String(32), primary_key=True)  # changes.Topic
+    version: Mapped[int] = mapped_column(Integer)
+
+
 class ProbeResultRow(Base):
     """One scheduled health probe (raw; kept 7 days)."""
 
@@ -169,7 +185,7 @@ class _HealthRollup:
     """Columns shared by the per-minute and per-hour rollups (one row per provider and bucket).
 
     Status time is time-weighted (seconds up / down / in maintenance while the app watched),
-    so a probe every 15 s while down and every 60 s while up does not skew uptime.
+    so a probe every 5 s while down and every 60 s while up does not skew uptime.
     Latency histograms are sparse {bucket index: count} maps (health/histogram.py).
     """
 
@@ -230,10 +246,11 @@ class IncidentRow(Base):
 
 
 class ProviderStatusRow(Base):
-    """The live state of each provider as the running app last saw it.
+    """Each provider's live state (models.ProviderLiveState), the provider-state home's copy.
 
-    Written by the health monitor when something changes (and as a heartbeat), so that
-    ``relaydesk health`` in another process can say up/down/maintenance and the breaker.
+    Written by the sending app's health monitor from its ``ProviderStateBoard`` when
+    something changes (and as a heartbeat), so that ``relaydesk health``, ``provider list``
+    and a watching window in another process say the same as the sending one.
     """
 
     __tablename__ = "provider_status"
@@ -245,6 +262,16 @@ class ProviderStatusRow(Base):
     since: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)  # heartbeat of the watching app
     detail: Mapped[str] = mapped_column(String(300), default="")
+    health: Mapped[str] = mapped_column(String(16), server_default=text("'unknown'"))
+    breaker_retry_at: Mapped[float | None] = mapped_column(Float)
+    last_probe_at: Mapped[float | None] = mapped_column(Float)
+    last_probe_ok: Mapped[bool | None] = mapped_column(Boolean)
+    last_send_at: Mapped[float | None] = mapped_column(Float)
+    last_send_outcome: Mapped[str | None] = mapped_column(String(32))
+    quota_free_at: Mapped[float | None] = mapped_column(Float)
+    in_maintenance: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    password_missing: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    enabled: Mapped[bool] = mapped_column(Boolean, server_default=true())
 
 
 class AlertRow(Base):
