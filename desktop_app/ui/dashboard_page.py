@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app.core.events import AttemptRecorded, ProviderStateChanged
+from desktop_app.core.events import AttemptRecorded
 from desktop_app.core.health import series as health_series
 from desktop_app.core.health.figures import ProviderFigures
 from desktop_app.core.health.series import HealthSeries
@@ -39,6 +39,7 @@ from desktop_app.ui.bridge import CoreBridge, is_shutdown_error
 from desktop_app.ui.charts.feed import HealthSeriesFeed
 from desktop_app.ui.charts.health_charts import HealthCharts
 from desktop_app.ui.health_table import ProviderHealthTable
+from desktop_app.ui.provider_states import ProviderStates, state_tip
 
 log = logging.getLogger(__name__)
 
@@ -62,21 +63,29 @@ def _caption(text: str) -> QLabel:
 class DashboardPage(QWidget):
     """Numbers at a glance and the health charts.
 
-    Counts are pushed by the main window's refresh; the charts and figures refresh
+    Counts and the providers (names, in order) are pushed by the main window; the states
+    are those of ``states`` (the window's one copy); the charts and figures refresh
     themselves while the page is visible.
     """
 
     def __init__(
-        self, workspace: Workspace, bridge: CoreBridge, parent: QWidget | None = None
+        self,
+        workspace: Workspace,
+        bridge: CoreBridge,
+        parent: QWidget | None = None,
+        *,
+        states: ProviderStates | None = None,
     ) -> None:
         super().__init__(parent)
         self._workspace = workspace
         self._bridge = bridge
         self._sent_times: collections.deque[float] = collections.deque()
-        self._provider_states: dict[str, ProviderStateChanged] = {}
         self._figures_pending = False
+        self.states = states if states is not None else ProviderStates(workspace, bridge, self)
+        if states is None:
+            self.states.reload()
         bridge.attempts_recorded.connect(self._on_bridge_attempts_recorded)
-        bridge.provider_state_changed.connect(self._on_bridge_provider_state_changed)
+        self.states.changed.connect(self._show_states)
 
         # -- numbers: two short lines, so that the charts get the height -------------------
         self.count_labels: dict[MessageState, QLabel] = {}
@@ -209,12 +218,15 @@ class DashboardPage(QWidget):
 
     def show_providers(self, names: list[str]) -> None:
         self.providers_table.show_names(names)
-        for name in names:
-            event = self._provider_states.get(name)
-            if event is not None:
-                self.providers_table.show_state(
-                    name, f"{event.state.value} (breaker {event.breaker.value})"
-                )
+        self._show_states()
+
+    @Slot()
+    def _show_states(self) -> None:
+        table = self.providers_table
+        for name in list(table.names()):
+            live = self.states.by_name(name)
+            if live is not None:
+                table.show_state(name, live.state, state_tip(live))
 
     @Slot(list)
     def _on_bridge_attempts_recorded(self, events: list[AttemptRecorded]) -> None:
@@ -222,13 +234,6 @@ class DashboardPage(QWidget):
         for event in events:
             if event.attempt.outcome is OutcomeClass.DELIVERED:
                 self._sent_times.append(now)
-
-    @Slot(object)
-    def _on_bridge_provider_state_changed(self, event: ProviderStateChanged) -> None:
-        self._provider_states[event.provider_name] = event
-        self.providers_table.show_state(
-            event.provider_name, f"{event.state.value} (breaker {event.breaker.value})"
-        )
 
     # -- figures ---------------------------------------------------------------------------
 

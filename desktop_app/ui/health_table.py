@@ -1,6 +1,7 @@
 """The Dashboard's table of providers: live state and current health figures, one row each.
 
-States come from the engine's events as they happen; the figures (uptime per range against
+States are the core's words, as the window's ``ProviderStates`` has them (the same the
+Providers page, the tray and ``relaydesk health`` show); the figures (uptime per range against
 the target, latency p50/p95, error rate and sends of the last 24 h, end-to-end delivery
 probes) from ``Workspace.health_figures``, read on the loop thread every few seconds.
 """
@@ -13,7 +14,9 @@ from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableWidget, QTableWidgetItem
 
 from desktop_app.core.health.figures import ProviderFigures
+from desktop_app.core.models import ProviderState
 from desktop_app.ui.charts.theme import DOWN_COLOUR
+from desktop_app.ui.provider_states import STATE_WORD_ROLE, state_label
 
 COLUMNS = (
     "Provider",
@@ -29,15 +32,21 @@ COLUMNS = (
     "Delivery p50",
     "Lost 24 h",
 )
+LATENCY_P50_COLUMN = COLUMNS.index("Latency p50")
+LATENCY_P95_COLUMN = COLUMNS.index("p95")
 DELIVERY_P50_COLUMN = COLUMNS.index("Delivery p50")
 LOST_COLUMN = COLUMNS.index("Lost 24 h")
 HEADER_TOOLTIPS = {
+    LATENCY_P50_COLUMN: "Probes and real sends together, last 24 h: median response time",
+    LATENCY_P95_COLUMN: "Probes and real sends together, last 24 h: 95th percentile",
     DELIVERY_P50_COLUMN: "Delivery probes, last 24 h: median time from send → visible in the "
     "seed mailbox",
     LOST_COLUMN: "Delivery probes of the last 24 h accepted by SMTP but never arrived "
     "in the seed mailbox",
 }
-NOT_TRIED = "not tried yet"
+STATE_COLUMN = COLUMNS.index("State")
+#: Words shown in red: the provider cannot take mail now.
+_ALARMING = frozenset({ProviderState.DOWN, ProviderState.NO_PASSWORD})
 
 
 def _percent(value: float | None, digits: int = 3) -> str:
@@ -53,6 +62,17 @@ def _delivery_time(value: float | None) -> str:
     if value is None:
         return "—"
     return f"{value:,.0f} ms" if value < 1000 else f"{value / 1000:,.1f} s"
+
+
+def _latency_tip(figure: ProviderFigures) -> str:
+    """The whole latency figure (p50 ≤ p95 ≤ max) and what it was measured on."""
+    if figure.latency_max_ms is None:
+        return "No probe or send timed in the last 24 h"
+    return (
+        f"p50 {_ms(figure.latency_p50_ms)} · p95 {_ms(figure.latency_p95_ms)} · "
+        f"max {_ms(figure.latency_max_ms)} over the last 24 h, from "
+        f"{figure.latency_probes_24h:,} probes and {figure.latency_sends_24h:,} sends"
+    )
 
 
 class ProviderHealthTable(QTableWidget):
@@ -85,11 +105,15 @@ class ProviderHealthTable(QTableWidget):
             self.insertRow(row)
             self._rows[name] = row
             self._set(row, 0, name)
-            self._set(row, 1, NOT_TRIED)
+            self.show_state(name, ProviderState.UNKNOWN)
             for column in range(2, len(COLUMNS)):
                 self._set(row, column, "—")
             self._fit_height()
         return row
+
+    def names(self) -> list[str]:
+        """The providers shown, top to bottom."""
+        return list(self._rows)
 
     def show_names(self, names: Sequence[str]) -> None:
         """Exactly these providers, in this order (states and figures kept)."""
@@ -107,8 +131,19 @@ class ProviderHealthTable(QTableWidget):
                 self._set(row, column, text)
         self._fit_height()
 
-    def show_state(self, name: str, text: str) -> None:
-        self._set(self.row_of(name), 1, text)
+    def show_state(self, name: str, word: ProviderState, tip: str = "") -> None:
+        """The core's state word of ``name`` (raw word in ``STATE_WORD_ROLE``)."""
+        row = self.row_of(name)
+        self._set(row, STATE_COLUMN, state_label(word), alarm=word in _ALARMING, tip=tip)
+        item = self.item(row, STATE_COLUMN)
+        if item is not None:
+            item.setData(STATE_WORD_ROLE, ProviderState(word).value)
+
+    def state_word(self, name: str) -> str | None:
+        """The raw word shown for ``name`` (None: no such row)."""
+        row = self._rows.get(name)
+        item = None if row is None else self.item(row, STATE_COLUMN)
+        return None if item is None else item.data(STATE_WORD_ROLE)
 
     def show_figures(self, figures: Sequence[ProviderFigures], target_percent: float) -> None:
         for figure in figures:
@@ -121,8 +156,9 @@ class ProviderHealthTable(QTableWidget):
                     _percent(uptime),
                     below=uptime is not None and uptime < target_percent,
                 )
-            self._set(row, 6, _ms(figure.latency_p50_ms))
-            self._set(row, 7, _ms(figure.latency_p95_ms))
+            latency_tip = _latency_tip(figure)
+            self._set(row, LATENCY_P50_COLUMN, _ms(figure.latency_p50_ms), tip=latency_tip)
+            self._set(row, LATENCY_P95_COLUMN, _ms(figure.latency_p95_ms), tip=latency_tip)
             self._set(row, 8, _percent(figure.error_rate_24h, 2))
             self._set(row, 9, f"{figure.sent_24h:,}")
             self._set(

@@ -18,11 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app.core.events import (
-    EngineStatusChanged,
-    ProviderStateChanged,
-)
-from desktop_app.core.models import OutboxCounts, ProviderState
+from desktop_app.core.events import EngineStatusChanged
+from desktop_app.core.models import OutboxCounts
 from desktop_app.core.workspace import Workspace
 from desktop_app.ui.alerts_page import AlertsPage
 from desktop_app.ui.bridge import CoreBridge, is_shutdown_error
@@ -34,8 +31,9 @@ from desktop_app.ui.lists_page import ListsPage
 from desktop_app.ui.mailboxes_page import MailboxesPage
 from desktop_app.ui.network_watch import NetworkWatch
 from desktop_app.ui.outbox_page import OutboxPage
+from desktop_app.ui.provider_states import ProviderStates
 from desktop_app.ui.providers_page import ProvidersPage
-from desktop_app.ui.tray import Tray, overall_health
+from desktop_app.ui.tray import Tray, all_unusable, health_detail, overall_health
 
 # Ctrl+1.. follow this order; new pages go last so the shortcuts people learned stay.
 PAGES = (
@@ -73,7 +71,6 @@ class MainWindow(QMainWindow):
         self._settings = settings or QSettings()
         self._demo = demo
         self._counts = OutboxCounts()
-        self._provider_states: dict[str, ProviderState] = {}
         self._quitting = False
         self._refresh_pending = False
         title = "Relaydesk"
@@ -81,10 +78,16 @@ class MainWindow(QMainWindow):
             title += " — DEMO (local test providers, throwaway data)"
         self.setWindowTitle(title)
 
-        self.dashboard = DashboardPage(workspace, bridge)
+        # One copy of the providers' live states for the Providers page, the Dashboard and
+        # the tray, so that they say the same word; it follows the change feed, which this
+        # window follows through the bridge (changes made by other processes too).
+        self.provider_states = ProviderStates(workspace, bridge, self)
+        self._unfollow_changes = bridge.follow_changes(workspace.changes)
+        workspace.changes.start()
+        self.dashboard = DashboardPage(workspace, bridge, states=self.provider_states)
         self.compose = ComposePage(workspace, bridge)
         self.outbox = OutboxPage(workspace, bridge)
-        self.providers = ProvidersPage(workspace, bridge)
+        self.providers = ProvidersPage(workspace, bridge, states=self.provider_states)
         self.alerts = AlertsPage(workspace, bridge)
         self.lists = ListsPage(workspace, bridge)
         self.campaigns = CampaignsPage(workspace, bridge, controller)
@@ -175,7 +178,10 @@ class MainWindow(QMainWindow):
         self.network = NetworkWatch(self)
         self.network.changed.connect(self._update_health)
 
-        bridge.provider_state_changed.connect(self._on_bridge_provider_state_changed)
+        self.provider_states.changed.connect(self._update_health)
+        # A provider added, removed or reordered, here or elsewhere: the Dashboard follows now.
+        self.providers.model.modelReset.connect(self._on_providers_shown)
+        self.providers.model.rowsMoved.connect(self._on_providers_shown)
         # The tray speaks for the alert rules (thresholds, once until rearmed, rate-limited),
         # not for every raw failover or state change.
         bridge.alert_raised.connect(self.tray.on_alert)
@@ -185,6 +191,7 @@ class MainWindow(QMainWindow):
         # The toolbar said "Pause sending" next to "Stopped" until the first change.
         self._show_controller_state(controller.state)
         controller.failed.connect(self.show_problem)
+        controller.took_over.connect(self._on_controller_took_over)
         self.providers.providers_changed.connect(self._on_providers_changed)
         self.lists.lists_changed.connect(self.campaigns.reload)
         self.compose.message_queued.connect(controller.wake)
@@ -195,6 +202,10 @@ class MainWindow(QMainWindow):
         self._problem_timer.setSingleShot(True)
         self._problem_timer.setInterval(PROBLEM_MS)
         self._problem_timer.timeout.connect(self._on_problem_timer_timeout)
+        # While it runs, a notice ("Took over sending ...") is not replaced by "Engine started".
+        self._notice_timer = QTimer(self)
+        self._notice_timer.setSingleShot(True)
+        self._notice_timer.setInterval(PROBLEM_MS)
         self._timer = QTimer(self)
         self._timer.setInterval(REFRESH_MS)
         self._timer.timeout.connect(self.refresh)
@@ -234,19 +245,20 @@ class MainWindow(QMainWindow):
             return  # the app is closing: cut-off requests are not a problem to show
         self.show_problem(str(error))
 
+    @Slot()
+    def _on_providers_shown(self) -> None:
+        self.dashboard.show_providers(self.providers.model.names())
+        self._update_health()
+
+    @Slot()
     def _update_health(self) -> None:
+        model = self.providers.model
         states = {
-            name: self._provider_states.get(name, ProviderState.UNKNOWN)
-            for name in self.providers.model.names()
+            provider.name: self.provider_states.word_for(provider)
+            for provider in (model.provider_at(row) for row in range(model.rowCount()))
         }
-        for row in range(self.providers.model.rowCount()):
-            provider = self.providers.model.provider_at(row)
-            if not provider.enabled:
-                states[provider.name] = ProviderState.DISABLED
         offline = not self.network.online
-        all_down = bool(states) and all(
-            s in (ProviderState.DOWN, ProviderState.DISABLED) for s in states.values()
-        )
+        all_down = all_unusable(states)
         health = overall_health(states, paused=self._controller.state == "paused", offline=offline)
         waiting = self._counts.waiting
         if offline:
@@ -263,7 +275,7 @@ class MainWindow(QMainWindow):
             self._show_banner("No providers yet: add one on the Providers page (Ctrl+4).")
         else:
             self._show_banner("")
-        self.tray.set_health(health, f"{health.value}, {waiting:,} waiting")
+        self.tray.set_health(health, health_detail(health, waiting, states))
 
     def _show_banner(self, text: str) -> None:
         if text and self.banner.property("problem"):
@@ -289,18 +301,29 @@ class MainWindow(QMainWindow):
 
     @Slot()
     def toggle_sending(self) -> None:
-        if self._controller.state == "sending":
+        # Pausing a watching window means: do not take over when the other Relaydesk stops.
+        if self._controller.state in ("sending", "watching"):
             self._controller.pause()
         else:
             self._controller.start()
 
     @Slot(str)
     def _on_controller_state_changed(self, state: str) -> None:
+        if state != "sending" and self._notice_timer.isActive():
+            self._notice_timer.stop()  # "Took over sending" would now be wrong
+            self.statusBar().clearMessage()
         self._show_controller_state(state)
         self._update_health()
 
+    @Slot(str)
+    def _on_controller_took_over(self, text: str) -> None:
+        self.statusBar().showMessage(text, PROBLEM_MS)
+        self._notice_timer.start()
+
     def _show_controller_state(self, state: str) -> None:
-        self.send_action.setText("Pause sending" if state == "sending" else "Start sending")
+        self.send_action.setText(
+            "Pause sending" if state in ("sending", "watching") else "Start sending"
+        )
         self.engine_label.setText(
             {
                 "sending": "Sending",
@@ -316,12 +339,9 @@ class MainWindow(QMainWindow):
         self._update_health()
 
     @Slot(object)
-    def _on_bridge_provider_state_changed(self, event: ProviderStateChanged) -> None:
-        self._provider_states[event.provider_name] = event.state
-        self._update_health()
-
-    @Slot(object)
     def _on_bridge_engine_status_changed(self, event: EngineStatusChanged) -> None:
+        if self._notice_timer.isActive():
+            return  # "Engine started" right after a takeover would hide why it started
         self.statusBar().showMessage(f"Engine {event.detail}", 5000)
 
     # -- window life -----------------------------------------------------------------------
@@ -377,6 +397,8 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
         self._timer.stop()
+        self._notice_timer.stop()
+        self._unfollow_changes()
         self._controller.stop()
         self.tray.hide()
         event.accept()

@@ -14,7 +14,8 @@ from PySide6.QtCore import (
 )
 
 from desktop_app.core.events import ProviderStateChanged
-from desktop_app.core.models import BreakerState, ProviderConfig, ProviderState
+from desktop_app.core.models import ProviderConfig, ProviderLiveState, ProviderState
+from desktop_app.ui.provider_states import STATE_WORD_ROLE, state_label, state_tip
 from desktop_app.ui.table_model import FlatTableModel
 
 _MIME = "application/x-relaydesk-provider-row"
@@ -31,21 +32,7 @@ COLUMNS = (
     "Connections",
     "Limits",
 )
-
-
-def state_label(provider: ProviderConfig, event: ProviderStateChanged | None) -> str:
-    """What a person reads in the State column."""
-    if not provider.enabled:
-        return ProviderState.DISABLED.value
-    if event is None:
-        return ProviderState.UNKNOWN.value
-    if event.state is ProviderState.MAINTENANCE:
-        return event.state.value  # planned: it says more than the breaker's state
-    if event.breaker is BreakerState.OPEN:
-        return "breaker open"
-    if event.breaker is BreakerState.HALF_OPEN:
-        return "recovering"
-    return event.state.value
+STATE_COLUMN = COLUMNS.index("State")
 
 
 def limits_label(provider: ProviderConfig) -> str:
@@ -77,7 +64,7 @@ class ProvidersModel(FlatTableModel):
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
         self._providers: list[ProviderConfig] = []
-        self._states: dict[str, ProviderStateChanged] = {}
+        self._live: dict[str, ProviderLiveState] = {}  # by provider uid
 
     # -- data ------------------------------------------------------------------------------
 
@@ -85,6 +72,10 @@ class ProvidersModel(FlatTableModel):
         self.beginResetModel()
         self._providers = sorted(providers, key=lambda p: (p.priority, p.name))
         self.endResetModel()
+
+    def shows(self, providers: list[ProviderConfig]) -> bool:
+        """Whether the table shows exactly ``providers`` (in their order) already."""
+        return sorted(providers, key=lambda p: (p.priority, p.name)) == self._providers
 
     def provider_at(self, row: int) -> ProviderConfig:
         return self._providers[row]
@@ -95,14 +86,40 @@ class ProvidersModel(FlatTableModel):
     def row_of(self, name: str) -> int:
         return self.names().index(name)
 
-    def apply_state(self, event: ProviderStateChanged) -> None:
-        self._states[event.provider_name] = event
-        if event.provider_name in self.names():
-            row = self.row_of(event.provider_name)
-            self.dataChanged.emit(self.index(row, 1), self.index(row, 1))
+    def set_live(self, live: dict[str, ProviderLiveState]) -> None:
+        """Every provider's live record (by uid), as ``ProviderStates`` has them."""
+        if live == self._live:
+            return
+        self._live = dict(live)
+        if self._providers:
+            last = len(self._providers) - 1
+            self.dataChanged.emit(self.index(0, STATE_COLUMN), self.index(last, STATE_COLUMN))
 
-    def state_of(self, name: str) -> ProviderStateChanged | None:
-        return self._states.get(name)
+    def apply_state(self, event: ProviderStateChanged) -> None:
+        """One provider's new record (``event.live``; a bare word from older code)."""
+        provider = next((p for p in self._providers if p.name == event.provider_name), None)
+        if provider is None:
+            return
+        live = event.live or ProviderLiveState(
+            provider.uid,
+            provider.name,
+            state=event.state,
+            breaker=event.breaker,
+            enabled=provider.enabled,
+            detail=event.detail,
+        )
+        self._live[provider.uid] = live
+        row = self.row_of(provider.name)
+        self.dataChanged.emit(self.index(row, STATE_COLUMN), self.index(row, STATE_COLUMN))
+
+    def state_of(self, name: str) -> ProviderLiveState | None:
+        provider = next((p for p in self._providers if p.name == name), None)
+        return None if provider is None else self._live.get(provider.uid)
+
+    def word_of(self, provider: ProviderConfig) -> ProviderState:
+        """The core's state word for ``provider`` (``unknown`` until its record is read)."""
+        live = self._live.get(provider.uid)
+        return ProviderState.UNKNOWN if live is None else live.state
 
     def row_total(self) -> int:
         return len(self._providers)
@@ -111,11 +128,13 @@ class ProvidersModel(FlatTableModel):
         if not index.isValid() or not 0 <= index.row() < len(self._providers):
             return None
         provider = self._providers[index.row()]
+        if role == STATE_WORD_ROLE and index.column() == STATE_COLUMN:
+            return self.word_of(provider).value
         if role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.AccessibleTextRole):
             column = index.column()
             values = (
                 provider.name,
-                state_label(provider, self._states.get(provider.name)),
+                state_label(self.word_of(provider)),
                 provider.host,
                 provider.port,
                 provider.security.value,
@@ -125,9 +144,8 @@ class ProvidersModel(FlatTableModel):
                 limits_label(provider),
             )
             return values[column]
-        if role == Qt.ItemDataRole.ToolTipRole and index.column() == 1:
-            event = self._states.get(provider.name)
-            return event.detail if event else "not tried yet"
+        if role == Qt.ItemDataRole.ToolTipRole and index.column() == STATE_COLUMN:
+            return state_tip(self._live.get(provider.uid))
         return None
 
     # -- drag and drop ---------------------------------------------------------------------

@@ -21,13 +21,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop_app.core.events import ProviderStateChanged
 from desktop_app.core.health.probe import ProbeResult
 from desktop_app.core.models import ProviderConfig
+from desktop_app.core.provider_files.adding import next_priority
 from desktop_app.core.workspace import Workspace
 from desktop_app.ui.bridge import CoreBridge
 from desktop_app.ui.maintenance_dialog import MaintenanceDialog
 from desktop_app.ui.provider_dialog import ProviderDialog, ShortcutButton, labelled
+from desktop_app.ui.provider_states import ProviderStates
 from desktop_app.ui.providers_model import ProvidersModel
 
 
@@ -44,21 +45,33 @@ class _Change:
 class ProvidersPage(QWidget):
     """Add, edit, reorder, enable/disable, delete and test providers.
 
+    The State column shows ``states`` (the window's one copy of the providers' live
+    states); the list follows changes made elsewhere (``relaydesk provider add``) too.
+
     Signals:
-        providers_changed(): the stored providers changed (the engine reloads them).
+        providers_changed(): this page changed the stored providers (the engine reloads them).
     """
 
     providers_changed = Signal()
 
-    def __init__(self, workspace: Workspace, bridge: CoreBridge, parent: QWidget | None = None):
+    def __init__(
+        self,
+        workspace: Workspace,
+        bridge: CoreBridge,
+        parent: QWidget | None = None,
+        *,
+        states: ProviderStates | None = None,
+    ):
         super().__init__(parent)
         self._workspace = workspace
         self._bridge = bridge
         self._changes: collections.deque[_Change] = collections.deque()
         self._change_running = False
+        self.states = states if states is not None else ProviderStates(workspace, bridge, self)
         self.model = ProvidersModel(self)
         self.model.order_changed.connect(self._on_model_order_changed)
-        bridge.provider_state_changed.connect(self._on_bridge_provider_state_changed)
+        self.states.changed.connect(self._on_states_changed)
+        self.states.providers_read.connect(self._on_states_providers_read)
 
         self.table = QTableView()
         self.table.setAccessibleName("Providers")
@@ -132,9 +145,15 @@ class ProvidersPage(QWidget):
     # -- state -----------------------------------------------------------------------------
 
     def reload(self, select: str | None = None) -> None:
+        providers = self._workspace.list_providers()
+        self.states.load(self._workspace.provider_live_states())
+        self._show_providers(providers, select)
+
+    def _show_providers(self, providers: list[ProviderConfig], select: str | None = None) -> None:
         current = self.selected()
         selected = select or (current.name if current else None)
-        self.model.set_providers(self._workspace.list_providers())
+        self.model.set_providers(providers)
+        self.model.set_live(self.states.snapshot())
         if selected and selected in self.model.names():
             self.table.selectRow(self.model.row_of(selected))
         self._update_buttons()
@@ -207,8 +226,8 @@ class ProvidersPage(QWidget):
     def add_provider(self) -> None:
         dialog = ProviderDialog(self._bridge, self.model.names(), parent=self)
         # A new provider is a backup by default: one step after the last one.
-        existing = [self.model.provider_at(r).priority for r in range(self.model.rowCount())]
-        dialog.priority.setValue(max(existing) + 1 if existing else 0)
+        existing = [self.model.provider_at(r) for r in range(self.model.rowCount())]
+        dialog.priority.setValue(next_priority(existing))
         try:
             if dialog.exec() != ProviderDialog.DialogCode.Accepted:
                 return
@@ -342,6 +361,15 @@ class ProvidersPage(QWidget):
         self._update_buttons()
         self._report(f"Test failed: {error}")
 
-    @Slot(object)
-    def _on_bridge_provider_state_changed(self, event: ProviderStateChanged) -> None:
-        self.model.apply_state(event)
+    @Slot()
+    def _on_states_changed(self) -> None:
+        self.model.set_live(self.states.snapshot())
+
+    @Slot(list)
+    def _on_states_providers_read(self, providers: list[ProviderConfig]) -> None:
+        """Another process (or this one) changed the providers: show them as stored now."""
+        if self._change_running or self._changes:
+            return  # this page's own change reloads when it is done
+        if self.model.shows(providers):
+            return  # nothing new (a reset would cut a drag in progress short)
+        self._show_providers(providers)

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QMenu, QSystemTrayIcon, QWidget
 
 from desktop_app.core.events import AlertRaised, AlertResolved
 from desktop_app.core.models import ProviderState
+from desktop_app.ui.provider_states import state_label
 
 #: Failovers come in bursts (every message of a dead provider); one note per this many seconds.
 
@@ -46,22 +47,46 @@ def health_icon(health: Health, size: int = 64) -> QIcon:
     return QIcon(pixmap)
 
 
+#: Not counted for the colour: switched off, or drained for planned maintenance.
+_NOT_COUNTED = frozenset({ProviderState.DISABLED, ProviderState.MAINTENANCE})
+#: Counted as not up: cannot take mail now (down, no password), or only a trial (recovering).
+_NOT_UP = frozenset({ProviderState.DOWN, ProviderState.NO_PASSWORD, ProviderState.RECOVERING})
+#: Cannot take any mail now (for the "all providers are unreachable" banner).
+_UNUSABLE = frozenset({ProviderState.DOWN, ProviderState.NO_PASSWORD, *_NOT_COUNTED})
+
+
 def overall_health(states: dict[str, ProviderState], *, paused: bool, offline: bool) -> Health:
-    """One colour from many providers: all up is good, none up is down."""
+    """One colour from many providers' words: all up is good, none up is down.
+
+    Disabled and maintenance do not count; down, no password and recovering count as not
+    up; unknown (never tried) counts as neither.
+    """
     if offline:
         return Health.DOWN
     if paused or not states:
         return Health.IDLE
-    active = [s for s in states.values() if s not in (ProviderState.DISABLED,)]
+    active = [s for s in states.values() if s not in _NOT_COUNTED]
     if not active:
         return Health.IDLE
     up = sum(1 for s in active if s is ProviderState.UP)
-    down = sum(1 for s in active if s is ProviderState.DOWN)
-    if down and not up:
+    not_up = sum(1 for s in active if s in _NOT_UP)
+    if not_up and not up:
         return Health.DOWN
-    if down:
+    if not_up:
         return Health.DEGRADED
     return Health.GOOD
+
+
+def all_unusable(states: dict[str, ProviderState]) -> bool:
+    """Whether providers exist and none of them can take mail now."""
+    return bool(states) and all(s in _UNUSABLE for s in states.values())
+
+
+def health_detail(health: Health, waiting: int, states: dict[str, ProviderState]) -> str:
+    """The tooltip's text: the overall health, then each provider's word, one a line."""
+    lines = [f"{health.value}, {waiting:,} waiting"]
+    lines += [f"{name}: {state_label(word)}" for name, word in states.items()]
+    return "\n".join(lines)
 
 
 class Tray(QSystemTrayIcon):
