@@ -1,6 +1,7 @@
 """A delivering ``relaydesk run`` killed with SIGKILL loses nothing and resends only what
-was in flight (DESIGN.md, "The outbox": the attempt row is committed before MAIL FROM,
-and rows left in ``sending`` are recovered as ``unknown`` or ``queued`` on the next start).
+was in flight (desktop_app/ARCHITECTURE.md, "The outbox": the attempt row is committed before
+MAIL FROM, and rows left in ``sending`` are recovered as ``unknown`` or ``queued`` on the next
+start).
 
 The real CLI runs as a subprocess against a real aiosmtpd server on loopback; the test reads
 the SQLite outbox itself, between the kill and the restart, to know what was in flight.

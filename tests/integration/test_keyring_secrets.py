@@ -1,4 +1,5 @@
-"""Provider passwords live in the OS keyring and nowhere else (DESIGN.md, secrets.py).
+"""Provider passwords live in the OS keyring and nowhere else (desktop_app/ARCHITECTURE.md,
+"Secrets").
 
 The real CLI runs as a subprocess against a private Secret Service (gnome-keyring on its own
 D-Bus, the ``secret_service`` fixture) and a real aiosmtpd server that requires AUTH. After

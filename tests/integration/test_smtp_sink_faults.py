@@ -1,9 +1,10 @@
 """The delivery engine against Postfix's ``smtp-sink`` with its fault flags.
 
 smtp-sink is a different SMTP implementation from aiosmtpd (other reply texts, no
-PIPELINING under -f/-r, its own way of dropping a connection), so the outcome table of
-DESIGN.md is checked once more against a server nobody here wrote. Each sink dumps every
-transaction that reached the final "." (``dump=True``), which is what "arrived" means below.
+PIPELINING under -f/-r, its own way of dropping a connection), so the outcome table
+(desktop_app/ARCHITECTURE.md, "Classifying SMTP outcomes") is checked once more against a
+server nobody here wrote. Each sink dumps every transaction that reached the final "."
+(``dump=True``), which is what "arrived" means below.
 """
 
 from __future__ import annotations

@@ -110,6 +110,7 @@ def test_the_sdist_can_rebuild_and_test(distributions: tuple[Path, Path]) -> Non
         "README.md",
         "LICENSE",
         "CHANGELOG.md",
+        "desktop_app/ARCHITECTURE.md",
         "pyproject.toml",
         "MANIFEST.in",
         f"resources/linux/{APP_ID}.desktop",

@@ -25,7 +25,8 @@ Typical use::
             client.login("alice", "secret")
 
 As root (how CI runs) the master starts as root and the mail processes run as the ``dovecot``
-system user, as DESIGN.md asks; as another user everything runs as that user.
+system user (desktop_app/ARCHITECTURE.md, "Real servers in tests"); as another user
+everything runs as that user.
 """
 
 from __future__ import annotations

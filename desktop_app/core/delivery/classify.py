@@ -2,7 +2,8 @@
 
 Policy looks at *where* the conversation stopped and *what* the server said, never at the
 exception class a client library happened to raise (aiosmtplib reports a 421 to MAIL FROM as
-``SMTPSenderRefused``, for instance). See DESIGN.md, "Classifying SMTP outcomes".
+``SMTPSenderRefused``, for instance). See desktop_app/ARCHITECTURE.md, "Classifying SMTP
+outcomes".
 """
 
 from __future__ import annotations

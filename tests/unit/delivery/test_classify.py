@@ -1,4 +1,5 @@
-"""Outcome classification: one case per row of the table in DESIGN.md."""
+"""Outcome classification: one case per row of the table in desktop_app/ARCHITECTURE.md,
+"Classifying SMTP outcomes"."""
 
 from __future__ import annotations
 
