@@ -30,6 +30,7 @@ from PySide6.QtCore import (
 
 from desktop_app.core.events import MessageStateChanged
 from desktop_app.core.storage.outbox_views import OutboxEntry, OutboxFilter, OutboxViews
+from desktop_app.ui.bridge import is_shutdown_error
 from desktop_app.ui.table_model import FlatTableModel
 
 log = logging.getLogger(__name__)
@@ -214,8 +215,10 @@ class OutboxModel(FlatTableModel):
         self.endInsertRows()
 
     def _on_read_failed(self, generation: int, what: str, error: BaseException) -> None:
-        # A locked or busy database: the next flush, scroll or refresh reads again.
-        log.warning("outbox view: reading the %s failed: %s", what, error)
+        # A locked or busy database: the next flush, scroll or refresh reads again. (A read
+        # still queued while the app shuts down is not worth a warning.)
+        if not is_shutdown_error(error):
+            log.warning("outbox view: reading the %s failed: %s", what, error)
         if generation == self._generation:
             if what == "page":
                 self._fetching = False
