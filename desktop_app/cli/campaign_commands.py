@@ -77,6 +77,11 @@ def register(commands: Any) -> None:
     report.add_argument("name")
     report.add_argument("--json", action="store_true")
     report.add_argument("--csv", type=Path, metavar="FILE", help="one row per recipient")
+    report.add_argument(
+        "--raw",
+        action="store_true",
+        help="with --csv: write cells verbatim, no leading ' on formula-like cells",
+    )
 
 
 def cmd_campaign(ws: Workspace, args: argparse.Namespace, io: Streams) -> int:
@@ -215,7 +220,7 @@ def _summary(campaign: Campaign, progress: tuple[int, int] | None) -> dict[str, 
 def _report(ws: Workspace, args: argparse.Namespace, out: TextIO) -> None:
     report: CampaignReport = ws.campaigns.report(args.name)
     if args.csv is not None:
-        count = ws.campaigns.export_report(args.name, args.csv)
+        count = ws.campaigns.export_report(args.name, args.csv, raw=args.raw)
         print(f"{count} recipients written to {args.csv}", file=out)
         return
     if args.json:

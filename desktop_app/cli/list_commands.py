@@ -38,6 +38,11 @@ def register(commands: Any) -> None:
     dump = sub.add_parser("export", help="write a list to a CSV file")
     dump.add_argument("name")
     dump.add_argument("file", type=Path)
+    dump.add_argument(
+        "--raw",
+        action="store_true",
+        help="write cells verbatim: no leading ' on cells a spreadsheet would run as formulas",
+    )
     show = sub.add_parser("show", help="lists with their counts by status")
     show.add_argument("name", nargs="?")
     show.add_argument("--json", action="store_true")
@@ -77,7 +82,7 @@ def cmd_list(ws: Workspace, args: argparse.Namespace, io: Streams) -> int:
             raise
         _print_report(report, out, as_json=args.json)
     elif command == "export":
-        count = ws.export_list(args.name, args.file)
+        count = ws.export_list(args.name, args.file, raw=args.raw)
         print(f"{count} subscribers written to {args.file}", file=out)
     else:
         _show(ws, args.name, out, as_json=args.json)

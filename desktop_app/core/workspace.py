@@ -451,9 +451,11 @@ class Workspace:
             )
         return self.lists.import_parsed(name, parsed)
 
-    def export_list(self, name: str, path: Path) -> int:
-        """Write list ``name`` to a CSV file; returns the number of subscribers written."""
-        return self.lists.export_csv(name, path)
+    def export_list(self, name: str, path: Path, *, raw: bool = False) -> int:
+        """Write list ``name`` to a CSV file; returns the number of subscribers written.
+
+        Formula-like cells are escaped for spreadsheets unless ``raw`` (``csv_cells``)."""
+        return self.lists.export_csv(name, path, raw=raw)
 
     # -- suppression list ------------------------------------------------------------------
 

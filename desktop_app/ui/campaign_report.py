@@ -3,12 +3,14 @@ and the per-recipient CSV export."""
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Slot
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QDialog,
     QDialogButtonBox,
     QFileDialog,
@@ -94,6 +96,16 @@ class CampaignReportDialog(QDialog):
         self.status_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.export_button = labelled(QPushButton("Export CSV…"), "Export CSV")
         self.export_button.setEnabled(False)
+        # Checked: cells a spreadsheet would run as formulas get a leading ' (csv_cells).
+        self.protect_check = labelled(
+            QCheckBox("Protect against spreadsheet formulas"),
+            "Protect against spreadsheet formulas",
+        )
+        self.protect_check.setChecked(True)
+        self.protect_check.setToolTip(
+            "Cells starting with = + - @ (an address, a server's reply) get a leading ' in the "
+            "exported file, so a spreadsheet shows them as text instead of running them"
+        )
         self.refresh_button = labelled(QPushButton("Refresh"), "Refresh report")
         self.export_button.clicked.connect(self.export_csv)
         self.refresh_button.clicked.connect(self.reload)
@@ -122,6 +134,7 @@ class CampaignReportDialog(QDialog):
         layout.addWidget(_boxed("Failures", self.failures_table), 3)
         bottom = QHBoxLayout()
         bottom.addWidget(self.status_label, 1)
+        bottom.addWidget(self.protect_check)
         bottom.addWidget(buttons)
         layout.addLayout(bottom)
         self.resize(720, 640)
@@ -185,8 +198,11 @@ class CampaignReportDialog(QDialog):
             self.status_label.setStyleSheet("")
             self.status_label.setText(f"Exported {count} recipients to {path}.")
 
+        export = functools.partial(
+            self._workspace.campaigns.export_report, raw=not self.protect_check.isChecked()
+        )
         self._bridge.call(
-            self._workspace.campaigns.export_report,
+            export,
             self.name,
             path,
             on_success=exported,

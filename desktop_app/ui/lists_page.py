@@ -6,6 +6,7 @@ read a page at a time as the view scrolls, so a list of 100,000 never freezes th
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
@@ -316,6 +318,15 @@ class ListsPage(QWidget):
         self.delete_button = labelled(QPushButton("Delete"), "Delete list")
         self.import_button = labelled(QPushButton("Import CSV…"), "Import CSV")
         self.export_button = labelled(QPushButton("Export CSV…"), "Export CSV")
+        # Checked: cells a spreadsheet would run as formulas get a leading ' (csv_cells).
+        self.protect_check = labelled(
+            QCheckBox("Escape formulas"), "Protect against spreadsheet formulas"
+        )
+        self.protect_check.setChecked(True)
+        self.protect_check.setToolTip(
+            "Protect against spreadsheet formulas: cells starting with = + - @ get a leading ' "
+            "in the exported file (importing it takes the ' off again)"
+        )
         self.new_button.clicked.connect(self.ask_new_list)
         self.rename_button.clicked.connect(self.ask_rename_selected)
         self.delete_button.clicked.connect(self.ask_delete_selected)
@@ -366,6 +377,7 @@ class ListsPage(QWidget):
             self.delete_button,
             self.import_button,
             self.export_button,
+            self.protect_check,
         ):
             buttons.addWidget(widget)
         buttons.addStretch(1)
@@ -581,7 +593,7 @@ class ListsPage(QWidget):
             return
         self.report(f"Exporting {name}…")
         self._bridge.call(
-            self._workspace.export_list,
+            functools.partial(self._workspace.export_list, raw=not self.protect_check.isChecked()),
             name,
             path,
             on_success=lambda rows: self.report(f"Exported {rows:,} subscribers to {path}"),

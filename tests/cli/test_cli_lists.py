@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -122,6 +123,66 @@ def test_show_and_export(relaydesk: Relaydesk, source: Path, tmp_path: Path) -> 
             ["ann@example.com", "Ann", "active", "Oslo"],
             ["bob@example.com", "Bob", "active", "Rome"],
         ]
+
+
+FORMULA_NAMES = ['=HYPERLINK("http://x")', "+cmd|' /C calc'!A0", "@SUM(1+1)", "-2+3", "\tx"]
+
+
+def list_content(relaydesk: Relaydesk, name: str) -> list[tuple[str, str, str, str]]:
+    query = (
+        "SELECT s.email, s.name, s.status, s.fields FROM subscribers s "
+        "JOIN lists l ON l.id = s.list_id WHERE l.name = ? ORDER BY s.id"
+    )
+    with closing(sqlite3.connect(relaydesk.database)) as connection:
+        return [tuple(row) for row in connection.execute(query, (name,))]
+
+
+def test_export_escapes_spreadsheet_formulas_and_imports_back_unchanged(
+    relaydesk: Relaydesk, tmp_path: Path
+) -> None:
+    source = tmp_path / "formulas.csv"
+    with source.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["email", "name", "=note"])
+        writer.writerow(["=eq@example.com", FORMULA_NAMES[0], "=1+1"])
+        for i, name in enumerate(FORMULA_NAMES[1:4], start=1):
+            writer.writerow([f"r{i}@example.com", name, "@x"])
+        # A leading tab survives the import only behind the escape the export writes; the
+        # import takes one apostrophe off (so this note is stored as "'=already quoted").
+        writer.writerow(["r4@example.com", "'\tx", "''=already quoted"])
+        writer.writerow(["ann@example.com", "Ann", "Oslo"])
+    relaydesk.ok("list", "create", "news")
+    relaydesk.ok("list", "import", "news", str(source))
+    stored = list_content(relaydesk, "news")
+    assert [row[1] for row in stored] == [*FORMULA_NAMES, "Ann"]
+    assert stored[0][0] == "=eq@example.com"
+    assert json.loads(stored[4][3]) == {"=note": "'=already quoted"}
+
+    escaped = tmp_path / "escaped.csv"
+    relaydesk.ok("list", "export", "news", str(escaped))
+    with escaped.open(encoding="utf-8", newline="") as handle:
+        assert list(csv.reader(handle)) == [
+            ["email", "name", "status", "'=note"],
+            ["'=eq@example.com", '\'=HYPERLINK("http://x")', "active", "'=1+1"],
+            ["r1@example.com", "'+cmd|' /C calc'!A0", "active", "'@x"],
+            ["r2@example.com", "'@SUM(1+1)", "active", "'@x"],
+            ["r3@example.com", "'-2+3", "active", "'@x"],
+            ["r4@example.com", "'\tx", "active", "''=already quoted"],
+            ["ann@example.com", "Ann", "active", "Oslo"],
+        ]
+
+    verbatim = tmp_path / "raw.csv"
+    relaydesk.ok("list", "export", "news", str(verbatim), "--raw")
+    with verbatim.open(encoding="utf-8", newline="") as handle:
+        table = list(csv.reader(handle))
+    assert table[0] == ["email", "name", "status", "=note"]
+    assert [row[1] for row in table[1:]] == [*FORMULA_NAMES, "Ann"]
+    assert table[1][0] == "=eq@example.com"
+    assert table[5][3] == "'=already quoted"
+
+    relaydesk.ok("list", "create", "copy")
+    relaydesk.ok("list", "import", "copy", str(escaped))
+    assert list_content(relaydesk, "copy") == stored
 
 
 def test_suppress_add_list_remove(relaydesk: Relaydesk) -> None:

@@ -319,6 +319,7 @@ def test_the_report_shows_counts_and_exports_csv(
     assert dialog.summary_labels["Progress"].text() == "3 of 3 recipients done"
     assert dialog.summary_labels["State"].text() == "cancelled"
 
+    assert dialog.protect_check.isChecked()  # formulas escaped by default (csv_cells)
     target = tmp_path / "spring.csv"
     dialog.export_to(target)
     qtbot.waitUntil(lambda: "Exported 3" in dialog.status_label.text(), timeout=WAIT_MS)

@@ -219,6 +219,36 @@ def test_export_writes_the_selected_list(
         ]
 
 
+def test_export_escapes_formulas_unless_unchecked(
+    qtbot: QtBot,
+    page: ListsPage,
+    workspace: Workspace,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    workspace.create_list("clients")
+    source = 'email,name\nann@example.com,"=HYPERLINK(""http://x"")"\nbob@example.org,-2+3\n'
+    workspace.import_list("clients", write_csv(tmp_path, "in.csv", source))
+    page.reload()
+    wait_for_lists(qtbot, page, ["clients"])
+    select_list(qtbot, page, "clients")
+    target = tmp_path / "clients.csv"
+    monkeypatch.setattr(
+        lists_page_module.QFileDialog, "getSaveFileName", lambda *_args: (str(target), "")
+    )
+
+    def exported_names() -> list[str]:
+        click(qtbot, page.export_button)
+        qtbot.waitUntil(lambda: page.status.text().startswith("Exported"), timeout=WAIT_MS)
+        with target.open(encoding="utf-8", newline="") as handle:
+            return [row[1] for row in csv.reader(handle)][1:]
+
+    assert page.protect_check.isChecked()
+    assert exported_names() == ['\'=HYPERLINK("http://x")', "'-2+3"]
+    page.protect_check.setChecked(False)
+    assert exported_names() == ['=HYPERLINK("http://x")', "-2+3"]
+
+
 # -- the import wizard -------------------------------------------------------------------
 
 

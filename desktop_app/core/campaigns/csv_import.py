@@ -6,6 +6,9 @@ Pure: bytes in, a ParsedCsv out, no database. Two kinds of trouble are kept apar
   one UserInputError, and the caller imports nothing;
 - single rows are wrong (bad address, too many cells, unknown status): each is a RejectedRow
   with its line number, value and reason, and the caller decides (``accept_valid``).
+
+A cell our own export escaped against spreadsheet formulas (``'=...``, see ``csv_cells``)
+has that apostrophe taken off, so an export imports back unchanged.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Container, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from desktop_app.core.campaigns.addresses import InvalidAddressError, normalize_address
+from desktop_app.core.csv_cells import unescape_cell
 from desktop_app.core.errors import UserInputError
 
 #: A physical line longer than this is not a subscriber, it is a broken or hostile file.
@@ -117,7 +121,7 @@ def parse_subscribers(
         header_line, header = next(rows)
     except StopIteration:
         raise UserInputError("the file has no rows") from None
-    header = [cell.strip() for cell in header]
+    header = [unescape_cell(cell.strip()) for cell in header]
     if len(header) == 1 and mapping is None and _header_key(header[0]) not in _EMAIL_HEADERS:
         raise UserInputError(_one_column_message(header_line, header[0]))
     chosen = mapping or detect_mapping(header)
@@ -285,7 +289,7 @@ def _parse_rows(
             continue
         if len(cells) < width:
             cells = cells + [""] * (width - len(cells))
-        raw = cells[email_at].strip()
+        raw = unescape_cell(cells[email_at].strip())
         if not raw:
             rejects.append(RejectedRow(line, _shown(cells), "no email address"))
             continue
@@ -301,11 +305,11 @@ def _parse_rows(
         if key in existing_keys:
             duplicates.append(RejectedRow(line, raw, "already on the list"))
             continue
-        name = cells[name_at].strip() if name_at is not None else ""
+        name = unescape_cell(cells[name_at].strip()) if name_at is not None else ""
         if len(name) > MAX_NAME_CHARS:
             rejects.append(RejectedRow(line, raw, f"name longer than {MAX_NAME_CHARS} characters"))
             continue
-        status = cells[status_at].strip().lower() if status_at is not None else ""
+        status = unescape_cell(cells[status_at].strip()).lower() if status_at is not None else ""
         if status and status not in STATUSES:
             rejects.append(
                 RejectedRow(
@@ -321,7 +325,7 @@ def _parse_rows(
                 email_key=key,
                 name=name,
                 status=status or "active",
-                fields={target: cells[i].strip() for i, target in field_columns},
+                fields={target: unescape_cell(cells[i].strip()) for i, target in field_columns},
             )
         )
     return ParsedCsv(

@@ -21,6 +21,7 @@ from desktop_app.core.campaigns.csv_import import (
     detect_mapping,
     sniff_delimiter,
 )
+from desktop_app.core.csv_cells import unescape_cell
 from desktop_app.core.errors import UserInputError
 
 #: Data rows shown by default: enough to recognize the columns, cheap to lay out.
@@ -72,7 +73,8 @@ def preview_csv(data: bytes, *, max_rows: int = PREVIEW_ROWS) -> CsvPreview:
         for cells in reader:
             if any(cell.strip() for cell in cells):
                 if header is None:
-                    header = [cell.strip() for cell in cells]
+                    # Unescaped as the import does: a mapping names these headers.
+                    header = [unescape_cell(cell.strip()) for cell in cells]
                 else:
                     rows.append(tuple(cells))
                     lines.append(line)

@@ -223,9 +223,10 @@ class CampaignManager:
                 result[campaign.id] = (report.done, report.total)
         return result
 
-    def export_report(self, name: str, path: Path) -> int:
+    def export_report(self, name: str, path: Path, *, raw: bool = False) -> int:
+        """One row per recipient into ``path``; formula-like cells escaped unless ``raw``."""
         campaign = self._campaigns.get(name)
-        return write_outcomes_csv(self._campaigns.outcomes(campaign.id), path)
+        return write_outcomes_csv(self._campaigns.outcomes(campaign.id), path, raw=raw)
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from desktop_app.core.csv_cells import safe_row
 from desktop_app.core.storage.campaigns import Campaign, RecipientOutcome, RecipientState
 
 #: Every state a recipient can be reported in, in the order people read them.
@@ -87,9 +88,13 @@ def failures_of(outcomes: Iterable[RecipientOutcome]) -> tuple[Failure, ...]:
     )
 
 
-def write_outcomes_csv(outcomes: Iterable[RecipientOutcome], path: Path) -> int:
+def write_outcomes_csv(
+    outcomes: Iterable[RecipientOutcome], path: Path, *, raw: bool = False
+) -> int:
     """One row per recipient (email, state, provider, sent_at, detail) into ``path``,
-    written beside it and renamed so a failed export never leaves half a file."""
+    written beside it and renamed so a failed export never leaves half a file. Cells a
+    spreadsheet would run as formulas (a server's reply can be one) get a leading ``'``
+    unless ``raw`` (``csv_cells``)."""
     directory = path.parent if str(path.parent) else Path(".")
     temporary: Path | None = None
     count = 0
@@ -107,15 +112,14 @@ def write_outcomes_csv(outcomes: Iterable[RecipientOutcome], path: Path) -> int:
             writer = csv.writer(handle)
             writer.writerow(["email", "state", "provider", "sent_at", "detail"])
             for outcome in outcomes:
-                writer.writerow(
-                    [
-                        outcome.email,
-                        outcome.state,
-                        outcome.provider or "",
-                        _iso(outcome.sent_at) or "",
-                        outcome.detail or "",
-                    ]
-                )
+                cells = [
+                    outcome.email,
+                    outcome.state,
+                    outcome.provider or "",
+                    _iso(outcome.sent_at) or "",
+                    outcome.detail or "",
+                ]
+                writer.writerow(safe_row(cells, raw=raw))
                 count += 1
         os.replace(temporary, path)
     except BaseException:

@@ -35,6 +35,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from desktop_app.core.csv_cells import escape_cell
 from desktop_app.core.health import maintenance
 from desktop_app.core.health.rollup import DAY, HOUR, MINUTE
 from desktop_app.core.health.rollup import RANGES as RANGES  # the Dashboard reads them here
@@ -622,7 +623,8 @@ CSV_FIELDS: tuple[str, ...] = (
 
 def write_csv(series: HealthSeries, out: IO[str], names: Iterable[str] | None = None) -> int:
     """The series of ``names`` (all providers when None) as CSV, one row per provider and
-    bucket that has data; returns the number of rows. Empty cells are "no measurement"."""
+    bucket that has data; returns the number of rows. Empty cells are "no measurement".
+    A provider name a spreadsheet would read as a formula gets a leading ``'``."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_FIELDS)
     written = 0
@@ -646,7 +648,8 @@ def write_csv(series: HealthSeries, out: IO[str], names: Iterable[str] | None = 
             zip(
                 _cells(when),
                 [f"{text}Z" for text in utc.tolist()],
-                itertools.repeat(provider.name),
+                # The one text cell; names may start with + - @ (csv_cells).
+                itertools.repeat(escape_cell(provider.name)),
                 *(_cells(column[at]) for column in columns),
                 strict=False,
             )

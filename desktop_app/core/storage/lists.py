@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from desktop_app.core.campaigns.csv_import import STATUSES, ParsedCsv, RejectedRow
+from desktop_app.core.csv_cells import safe_row
 from desktop_app.core.errors import ListNotFoundError, UserInputError
 from desktop_app.core.storage.database import Database
 from desktop_app.core.storage.dialect import execute_many_fast
@@ -301,11 +302,12 @@ class ListRepository:
     def count_sendable(self, name: str) -> int:
         return self.get(name).sendable
 
-    def export_csv(self, name: str, path: Path) -> int:
+    def export_csv(self, name: str, path: Path, *, raw: bool = False) -> int:
         """Write list ``name`` to ``path`` (email, name, status, custom fields); returns rows.
 
-        Written to a temporary file next to ``path`` and renamed, so a failed export never
-        leaves half a file where a good one was.
+        Cells a spreadsheet would run as formulas get a leading ``'`` (``csv_cells``; the
+        import takes it off again) unless ``raw``. Written to a temporary file next to
+        ``path`` and renamed, so a failed export never leaves half a file where a good one was.
         """
         subscribers = list(self.iter_subscribers(name))
         field_names: dict[str, None] = {}
@@ -326,10 +328,10 @@ class ListRepository:
             ) as handle:
                 temporary = Path(handle.name)
                 writer = csv.writer(handle)
-                writer.writerow(["email", "name", "status", *extra])
+                writer.writerow(safe_row(["email", "name", "status", *extra], raw=raw))
                 for s in subscribers:
                     row = [s.email, s.name, s.status, *(s.fields.get(f, "") for f in extra)]
-                    writer.writerow(row)
+                    writer.writerow(safe_row(row, raw=raw))
             os.replace(temporary, path)
         except BaseException:
             if temporary is not None:

@@ -249,6 +249,14 @@ def test_csv_round_trips_the_series(database: Database) -> None:
     assert series.write_csv(result, only_beta, ["Beta"]) == 1
 
 
+def test_csv_escapes_a_provider_name_a_spreadsheet_would_run(database: Database) -> None:
+    put(database, "u-p", "+relay", CURRENT - MINUTE, sent=1, up_seconds=60.0)
+    out = io.StringIO()
+    assert series.write_csv(series.load(database, HOUR, NOW), out) == 1
+    (row,) = csv.DictReader(io.StringIO(out.getvalue()))
+    assert (row["provider"], row["sent"]) == ("'+relay", "1")
+
+
 def test_configured_maintenance_windows_mark_their_buckets(database: Database) -> None:
     providers = ProviderRepository(database)
     providers.add(
