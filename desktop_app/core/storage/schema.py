@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Float,
     ForeignKey,
@@ -417,8 +418,9 @@ class MailboxRow(Base):
     processed_folder: Mapped[str] = mapped_column(String(200))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     # Where reading got to: UIDs are only comparable under one UIDVALIDITY (RFC 3501 2.3.1.1).
-    uidvalidity: Mapped[int | None] = mapped_column(Integer)
-    last_uid: Mapped[int] = mapped_column(Integer, default=0)
+    # Both are unsigned 32-bit: BigInteger, since PostgreSQL's INTEGER stops at 2**31 - 1.
+    uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger, default=0)
     last_checked_at: Mapped[float | None] = mapped_column(Float)
     last_error: Mapped[str | None] = mapped_column(String(300))
     created_at: Mapped[float] = mapped_column(Float)
@@ -459,8 +461,8 @@ class UnrecognisedMessageRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     mailbox_id: Mapped[int] = mapped_column(Integer)
-    uidvalidity: Mapped[int] = mapped_column(Integer)
-    uid: Mapped[int] = mapped_column(Integer)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)  # unsigned 32-bit, as above
+    uid: Mapped[int] = mapped_column(BigInteger)
     sender: Mapped[str] = mapped_column(String(320))
     subject: Mapped[str] = mapped_column(String(300))
     received_at: Mapped[float] = mapped_column(Float)
