@@ -17,7 +17,7 @@ from typing import Any
 
 from desktop_app.core.errors import UserInputError
 from desktop_app.core.storage.outbox import NewMessage
-from desktop_app.core.validation import check_no_line_breaks, validate_address
+from desktop_app.core.validation import check_no_line_breaks, check_no_nul, validate_address
 
 
 class _MemoizedHeaderRegistry(HeaderRegistry):
@@ -65,6 +65,10 @@ def build_message(
     check_no_line_breaks("subject", subject)
     if text is None and html is None:
         raise UserInputError("a message needs a text or an HTML body")
+    if text is not None:
+        check_no_nul("text body", text)
+    if html is not None:
+        check_no_nul("HTML body", html)
 
     message = EmailMessage(policy=_WIRE_POLICY)
     message["From"] = sender

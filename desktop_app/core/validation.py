@@ -30,6 +30,32 @@ def check_no_line_breaks(field: str, value: str) -> str:
     return value
 
 
+def nul_position(value: str) -> tuple[int, int] | None:
+    """Line and column (counted from 1) of the first NUL character in ``value``, or None."""
+    index = value.find("\x00")
+    if index < 0:
+        return None
+    return value.count("\n", 0, index) + 1, index - value.rfind("\n", 0, index)
+
+
+def check_no_nul(part: str, value: str) -> str:
+    """Refuse NUL in a message body ("text body", "HTML body").
+
+    RFC 5322 (section 2.3) allows NUL nowhere in a message and RFC 2045 not in 7bit or 8bit
+    data, yet the email package writes an ASCII body with one out raw under
+    ``Content-Transfer-Encoding: 7bit``; servers drop or truncate such mail. Other controls
+    (TAB, FF, ESC...) are legal and kept; bare CR and LF become CRLF when the part is built.
+    """
+    where = nul_position(value)
+    if where is not None:
+        line, column = where
+        raise UserInputError(
+            f"the {part} contains a NUL character (line {line}, column {column}); "
+            "mail cannot carry NUL"
+        )
+    return value
+
+
 def validate_domain(field: str, value: str) -> str:
     """A DNS name such as ``example.com``; returned lower-cased."""
     check_no_line_breaks(field, value)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import csv
 import email
 import email.policy
+import json
+import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -82,6 +85,34 @@ def test_create_send_run_report(
     assert len(rows) == 25
     assert {r["state"] for r in rows} == {"sent", "failed", "skipped"}
     assert next(r for r in rows if r["email"] == "r4@example.net")["provider"] == "primary"
+
+
+def test_the_report_csv_escapes_spreadsheet_formulas_unless_raw(
+    relaydesk: Relaydesk, tmp_path: Path
+) -> None:
+    addresses = ["=cmd@example.net", "+sum@example.net", "-2+3@example.net", "ann@example.net"]
+    (tmp_path / "readers.csv").write_text("email\n" + "\n".join(addresses) + "\n", "utf-8")
+    relaydesk.ok("list", "create", "readers")
+    relaydesk.ok("list", "import", "readers", str(tmp_path / "readers.csv"))
+    html = tmp_path / "body.html"
+    html.write_text("<p>Hello</p>", encoding="utf-8")
+    create(relaydesk, html)
+    relaydesk.ok("campaign", "send", "winter")
+    relaydesk.ok("campaign", "cancel", "winter")
+
+    def emails(*extra: str) -> list[str]:
+        target = tmp_path / "report.csv"
+        relaydesk.ok("campaign", "report", "winter", "--csv", str(target), *extra)
+        with target.open(encoding="utf-8", newline="") as handle:
+            return sorted(row["email"] for row in csv.DictReader(handle))
+
+    assert emails() == [
+        "'+sum@example.net",
+        "'-2+3@example.net",
+        "'=cmd@example.net",
+        "ann@example.net",
+    ]
+    assert emails("--raw") == sorted(addresses)
 
 
 def test_schedule_pause_resume_cancel_through_the_command_line(
@@ -180,4 +211,41 @@ def test_an_unsubscribe_url_without_a_keyring_is_an_environment_error(
     create(relaydesk, readers, "--unsubscribe-url", "https://example.com/unsubscribe")
     error = relaydesk.fails("campaign", "send", "winter", code=1)
     assert "no OS keyring" in error
+    assert relaydesk.json("campaign", "list", "--json")[0]["state"] == "draft"
+
+
+# -- NUL in a template or a subscriber's data (issue 14, item 5) ----------------------------
+
+
+def test_a_template_with_a_nul_is_refused_at_create(
+    relaydesk: Relaydesk, readers: Path, tmp_path: Path
+) -> None:
+    html = tmp_path / "nul.html"
+    html.write_text("<p>Hello {{ name }}\x00</p>", encoding="utf-8")
+    error = relaydesk.fails(
+        "campaign", "create", "winter", "--list", "readers", "--from", "news@example.com",
+        "--subject", "Hi", "--html-file", str(html),
+    )  # fmt: skip
+    assert error == "HTML template, line 1: contains a NUL character (column 20)"
+    assert relaydesk.json("campaign", "list", "--json") == []
+
+
+def test_a_nul_in_a_subscriber_field_blocks_send_and_test_naming_them(
+    relaydesk: Relaydesk, readers: Path
+) -> None:
+    # CSV import refuses NUL; a row stored some other way (an older version, another tool)
+    # must still not become a message with a raw NUL under "7bit".
+    with closing(sqlite3.connect(relaydesk.database)) as connection, connection:
+        connection.execute(
+            "UPDATE subscribers SET fields = ? WHERE email = 'r4@example.net'",
+            (json.dumps({"plan": "pl\x00an"}),),
+        )
+    create(relaydesk, readers)
+
+    error = relaydesk.fails("campaign", "send", "winter")
+    assert error.startswith("HTML template: the rendered HTML contains a NUL character")
+    assert error.endswith("(for subscriber r4@example.net)")
+    test = ("campaign", "test", "winter", "--to", "me@example.org")
+    assert "contains a NUL" in relaydesk.fails(*test, "--subscriber", "r4@example.net")
+    assert relaydesk.json("outbox")["queued"] == 0
     assert relaydesk.json("campaign", "list", "--json")[0]["state"] == "draft"

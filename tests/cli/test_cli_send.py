@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import email
 import email.policy
+import sqlite3
+from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from tests.cli.cli_harness import Relaydesk
+from tests.support.scripted_smtp import ScriptedSMTPServer
 
 OUTBOX_KEYS = {
     *("queued", "sending", "deferred", "sent", "failed", "unknown", "cancelled", "bounced"),
@@ -223,3 +227,56 @@ def test_run_until_idle_with_mail_and_no_enabled_provider_says_so_and_exits_3(
     assert run.err == "relaydesk: 2 messages wait: no provider is enabled\n", str(run)
     assert "Traceback" not in run.out
     assert [row["state"] for row in relaydesk.outbox_rows()] == ["queued", "queued"]
+
+
+# -- NUL in a body (issue 14, item 5) -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "content", "fragment"),
+    [
+        ("--text-file", "Hi\nwo\x00\n", "text body contains a NUL character (line 2, column 3)"),
+        ("--html-file", "<p>\x00</p>\n", "HTML body contains a NUL character (line 1, column 4)"),
+        ("--text-file", "Grüße\x00\n", "text body contains a NUL character (line 1, column 6)"),
+    ],
+)  # fmt: skip
+def test_a_nul_in_a_body_is_one_line_and_queues_nothing(
+    relaydesk: Relaydesk, tmp_path: Path, option: str, content: str, fragment: str
+) -> None:
+    # An ASCII body went out raw under "Content-Transfer-Encoding: 7bit", NUL and all.
+    path = tmp_path / "body"
+    path.write_text(content, encoding="utf-8")
+    to_file = tmp_path / "list.txt"
+    to_file.write_text("a@example.net\nb@example.net\n", encoding="utf-8")
+
+    for recipients in (("--to", "a@example.net"), ("--to-file", str(to_file))):
+        error = relaydesk.fails("send", "--from", SENDER, "--subject", "x", option, str(path),
+                                *recipients)  # fmt: skip
+        assert error.startswith(f"the {fragment}; ")
+
+    assert relaydesk.outbox_rows() == []
+
+
+def test_a_queued_message_with_a_nul_never_reaches_the_wire(
+    relaydesk: Relaydesk,
+    body: Path,
+    scripted_smtp: Callable[..., ScriptedSMTPServer],
+) -> None:
+    # Queued by a version that did not refuse NUL yet: it fails, and no server is sent it.
+    server = scripted_smtp()
+    relaydesk.ok("provider", "add", "primary", "--host", "127.0.0.1", "--port", str(server.port),
+                 "--security", "none", "--allow-insecure")  # fmt: skip
+    relaydesk.ok(*_send(body, "--to", "a@example.net"))
+    (row,) = relaydesk.outbox_rows()
+    with closing(sqlite3.connect(relaydesk.database)) as connection, connection:
+        connection.execute(
+            "UPDATE outbox SET raw = ? WHERE id = ?", (row["raw"] + b"NUL\x00\r\n", row["id"])
+        )
+
+    relaydesk.ok("run", "--until-idle", "--timeout", "60", "--quiet")
+
+    (row,) = relaydesk.outbox_rows()
+    assert row["state"] == "failed"
+    assert "NUL" in row["last_error"]
+    assert server.messages == []
+    assert server.command_count("MAIL") == 0

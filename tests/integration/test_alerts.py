@@ -354,3 +354,24 @@ async def test_the_uptime_an_alert_quotes_is_the_24h_figure_health_shows_at_that
     quoted = float(alert.message.split("24 h uptime ")[1].split("%")[0])
     assert quoted == shown["uptime_24h"] == round(100 * (33075 - 75) / 33075, 3)
     assert shown["uptime_1h"] < shown["uptime_24h"]  # a different window, a different figure
+
+
+@pytest.mark.asyncio
+async def test_a_server_reply_with_control_bytes_still_makes_one_clean_alert_and_its_mail(
+    delivery: Delivery, scripted_smtp: Callable[..., ScriptedSMTPServer]
+) -> None:
+    server = scripted_smtp()
+    delivery.add_provider("only", server.port)
+    delivery.settings(alerts__email_to="team@example.org")
+    alerter = alerter_for(delivery)
+    alerter.publish(
+        FailoverHappened(outbox_id=0, from_provider="only", detail="421 busy\x00\x1b[2J\r\nnow")
+    )
+    await alerter.drain()
+    (alert,) = raised(delivery.events, "failover")
+    assert alert.emailed
+    assert "\x00" not in alert.message and "\x1b" not in alert.message
+    assert alert.message.endswith("(421 busy [2J now)")
+    await delivery.run_until_idle()
+    (mail,) = server.messages
+    assert b"\x00" not in mail.data

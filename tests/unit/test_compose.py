@@ -253,3 +253,51 @@ def test_one_bad_address_refuses_the_whole_list() -> None:
         build_one_per_recipient(
             sender=SENDER, recipients=["a@example.net", "b@@example.net"], subject="x", text="y"
         )
+
+
+# -- NUL and other control characters in a body (issue 14, item 5) -------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"text": "Hello\x00"}, "the text body contains a NUL character (line 1, column 6)"),
+        ({"text": "one\ntw\x00o\n"}, "the text body contains a NUL character (line 2, column 3)"),
+        ({"text": "Grüße\x00\n"}, "the text body contains a NUL character (line 1, column 6)"),
+        (
+            {"text": None, "html": "<p>\x00</p>"},
+            "the HTML body contains a NUL character (line 1, column 4)",
+        ),
+        (
+            {"text": "fine\n", "html": "<p>\n\n\x00"},
+            "the HTML body contains a NUL character (line 3, column 1)",
+        ),
+    ],
+)
+def test_a_nul_in_a_body_is_refused_with_one_line_naming_the_part(
+    overrides: dict[str, object], message: str
+) -> None:
+    # Before: an ASCII body went out raw under "Content-Transfer-Encoding: 7bit", NUL and
+    # all, which RFC 5322 (section 2.3) and RFC 2045 (section 2.7) forbid.
+    with pytest.raises(UserInputError) as caught:
+        _build(**overrides)
+    assert str(caught.value).startswith(message)
+    assert "\n" not in str(caught.value)
+
+
+@given(any_text, any_text)
+def test_no_body_puts_a_nul_or_a_bare_cr_or_lf_on_the_wire(text: str, html: str) -> None:
+    try:
+        message = _build(text=text, html=html)
+    except UserInputError:
+        assert "\x00" in text + html
+        return
+    assert b"\x00" not in message.raw
+    _assert_crlf_only(message.raw)
+
+
+def test_other_control_characters_are_legal_and_kept() -> None:
+    # RFC 5322 text is %d1-9 / %d11 / %d12 / %d14-127: only NUL and bare CR/LF are out.
+    message = _build(text="tab\there\x0cform feed \x1b[1m\x7f\rbare cr\n")
+    _assert_crlf_only(message.raw)
+    assert _body(_parse(message)) == "tab\there\x0cform feed \x1b[1m\x7f\nbare cr\n"

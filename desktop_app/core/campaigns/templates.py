@@ -23,7 +23,7 @@ from jinja2 import StrictUndefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from desktop_app.core.errors import HeaderInjectionError, UserInputError
-from desktop_app.core.validation import check_no_line_breaks
+from desktop_app.core.validation import check_no_line_breaks, nul_position
 
 # Names every template can use; a custom field with one of these names is reachable only
 # as ``fields["name"]`` (the subscriber's own data must not shadow the unsubscribe link).
@@ -167,6 +167,9 @@ def _compile_cached(template_set: TemplateSet) -> CompiledTemplates:
 
 
 def _compile(env: jinja2.Environment, part: str, source: str) -> jinja2.Template:
+    nul = nul_position(source)
+    if nul is not None:
+        raise TemplateError(part, nul[0], f"contains a NUL character (column {nul[1]})")
     try:
         return env.from_string(source)
     except jinja2.TemplateSyntaxError as error:
@@ -183,6 +186,17 @@ def _render(part: str, template: jinja2.Template, context: Mapping[str, Any]) ->
         raise TemplateError(part, _template_line(error), problem) from None
     if len(rendered) > MAX_RENDERED_LENGTH:
         raise TemplateError(part, None, f"renders to more than {MAX_RENDERED_LENGTH:,} characters")
+    # NUL is illegal anywhere in a message (RFC 5322 section 2.3). A source holding one does
+    # not compile, so it came from the data (a subscriber's field) or an escape such as
+    # '\x00' in an expression: this recipient's message fails, with this as the reason.
+    nul = nul_position(rendered)
+    if nul is not None:
+        raise TemplateError(
+            part,
+            None,
+            f"the rendered {part} contains a NUL character (output line {nul[0]}, "
+            f"column {nul[1]}), which mail cannot carry",
+        )
     return rendered
 
 

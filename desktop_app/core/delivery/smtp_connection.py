@@ -32,6 +32,8 @@ _DETAIL_LIMIT = 200
 #: The failure detail when a provider needs a password this computer's keyring lacks; the
 #: provider-state home shows such a provider as ``no_password``.
 NO_PASSWORD_DETAIL = "no password is stored in the keyring for this provider"  # noqa: S105
+#: The failure detail of a message with a NUL byte, which is never put on the wire.
+NUL_DETAIL = "not sent: the message contains a NUL byte, which mail cannot carry"
 
 
 def _short(text: str) -> str:
@@ -233,6 +235,16 @@ class SmtpConnection:
     ) -> TransactionResult:
         """One transaction. Never raises for SMTP or network trouble: it is in the result."""
         started = time.perf_counter()
+        if b"\x00" in raw:
+            # Refused at enqueue since (compose.py, templates.py), but a message queued by
+            # an older version may still hold one: final, as no provider may be sent it.
+            return TransactionResult(
+                outcome=OutcomeClass.CONTENT_REJECTED,
+                phase=SmtpPhase.MAIL,
+                reply_code=None,
+                enhanced_status=None,
+                detail=NUL_DETAIL,
+            )
         try:
             result = await self._transact(envelope_from, recipients, raw, started)
         except SmtpFailure as failure:

@@ -262,8 +262,10 @@ class Alerter:
 
     def _raise(self, alert: Alert | None) -> None:
         if alert is not None:
-            # Server replies end up in messages: one line, whatever the server sent.
-            alert = dataclasses.replace(alert, message=" ".join(alert.message.split()))
+            # Server replies end up in messages: one line of printable text, whatever the
+            # server sent (a NUL would stop the alert's own mail from being built).
+            printable = "".join(c if c.isprintable() else " " for c in alert.message)
+            alert = dataclasses.replace(alert, message=" ".join(printable.split()))
             self._spawn(self._deliver(alert))
 
     async def _deliver(self, alert: Alert) -> None:

@@ -26,9 +26,11 @@ from desktop_app.core.campaigns.message import (
     validate_custom_headers,
     verify_unsubscribe_token,
 )
+from desktop_app.core.campaigns.rendering import preflight, render_batch
 from desktop_app.core.campaigns.templates import TemplateError, TemplateSet
 from desktop_app.core.errors import UserInputError
 from desktop_app.core.models import ProviderConfig, Security
+from desktop_app.core.storage.campaigns import PendingRecipient
 from desktop_app.core.storage.outbox import NewMessage
 
 SECRET = b"campaign-secret-key"
@@ -347,6 +349,7 @@ def test_hostile_input_gives_a_message_or_a_one_line_error(
         event("refused")
         return
     event("built")
+    assert b"\x00" not in message.raw  # nor in a body (issue 14, item 5)
     head = _header_section(message.raw)
     # Every header line ends in CRLF and nothing else: no bare CR or LF, no NUL.
     assert b"\r" not in head.replace(b"\r\n", b"")
@@ -370,3 +373,36 @@ def test_custom_header_values_with_line_breaks_are_always_refused(value: str) ->
     with pytest.raises(UserInputError) as caught:
         validate_custom_headers({"X-Tag": value})
     assert "\n" not in str(caught.value)
+
+
+# -- NUL from a subscriber's data (issue 14, item 5) ----------------------------------------
+
+
+def test_a_nul_in_a_subscriber_field_fails_that_recipient_not_the_wire() -> None:
+    text = replace(SETTINGS, templates=TemplateSet(subject="Hi", text="News for {{ city }}\n"))
+    with pytest.raises(TemplateError, match=r"^text template: the rendered text contains a NUL"):
+        build_campaign_message(text, Recipient("bob@example.net", None, {"city": "Os\x00lo"}))
+    with pytest.raises(TemplateError, match=r"contains a NUL .*\(for subscriber bob@example.net\)"):
+        preflight(text, [ANN, Recipient("bob@example.net", None, {"city": "Os\x00lo"})])
+
+    pending = [
+        PendingRecipient(1, "ann@example.net", "ann@example.net", "Ann", {"city": "Oslo"}),
+        PendingRecipient(2, "bob@example.net", "bob@example.net", "", {"city": "Os\x00lo"}),
+    ]
+    batch = render_batch(text, 9, pending)
+    assert [recipient_id for recipient_id, _message in batch.queued] == [1]
+    assert [(recipient_id, reason.split(":")[0]) for recipient_id, reason in batch.failed] == [
+        (2, "text template")
+    ]
+    assert "NUL character" in batch.failed[0][1]
+    assert all(b"\x00" not in message.raw for _id, message in batch.queued)
+
+
+def test_text_attachments_with_a_nul_are_encoded_not_sent_raw() -> None:
+    # Attachments are bytes, always base64 (a text/plain one too): legal whatever they hold.
+    with_file = replace(SETTINGS, attachments=(Attachment("a.txt", b"x\x00y\r\n", "text/plain"),))
+    message = build_campaign_message(with_file, ANN)
+    assert b"\x00" not in message.raw
+    (attachment,) = _parse(message).iter_attachments()
+    assert attachment["Content-Transfer-Encoding"] == "base64"
+    assert attachment.get_content() == "x\x00y\r\n"

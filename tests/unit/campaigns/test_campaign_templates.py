@@ -167,3 +167,50 @@ def test_a_template_cannot_exhaust_memory_or_cpu(source: str) -> None:
 def test_ordinary_repetition_still_works() -> None:
     rendered = render(TemplateSet(subject="s", text="{{ '-' * 20 }}"), CONTEXT)
     assert rendered.text.strip() == "-" * 20
+
+
+# -- NUL (issue 14, item 5): RFC 5322 allows it nowhere in a message ------------------------
+
+
+@pytest.mark.parametrize(
+    ("template_set", "message"),
+    [
+        (
+            TemplateSet(subject="x", text="Hi\nthere\x00"),
+            "text template, line 2: contains a NUL character (column 6)",
+        ),
+        (
+            TemplateSet(subject="x", html="<p>\x00</p>"),
+            "HTML template, line 1: contains a NUL character (column 4)",
+        ),
+        (
+            TemplateSet(subject="a\x00", text="x"),
+            "subject template, line 1: contains a NUL character (column 2)",
+        ),
+    ],
+)
+def test_a_template_with_a_nul_does_not_compile(template_set: TemplateSet, message: str) -> None:
+    with pytest.raises(TemplateError) as caught:
+        compile_templates(template_set)
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("template_set", "part"),
+    [
+        (TemplateSet(subject="x", text="Your plan: {{ plan }}"), "text"),
+        (TemplateSet(subject="x", html="<p>Your plan: {{ plan }}</p>"), "HTML"),
+        (TemplateSet(subject="Your plan: {{ plan }}", text="x"), "subject"),
+        (TemplateSet(subject="x", text="{{ '\\x00' }}"), "text"),  # an escape in an expression
+    ],
+)
+def test_a_nul_rendered_from_the_data_is_an_error_naming_the_part(
+    template_set: TemplateSet, part: str
+) -> None:
+    context = template_context(email="ann@example.net", fields={"plan": "pro\x00"})
+    with pytest.raises(TemplateError) as caught:
+        render(template_set, context)
+    assert str(caught.value).startswith(
+        f"{part} template: the rendered {part} contains a NUL character (output line 1, column"
+    )
+    assert "\n" not in str(caught.value)
