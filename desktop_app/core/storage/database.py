@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,11 +16,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import URL, Engine, create_engine
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session
 
+from desktop_app.core.errors import DatabaseCorruptError, DatabaseLockedError, EnvironmentProblem
 from desktop_app.core.storage.dialect import (
     WRITE_OPTION,
     configure_engine,
@@ -27,6 +30,9 @@ from desktop_app.core.storage.dialect import (
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 DATABASE_FILENAME = "relaydesk.sqlite3"
+#: How long a zero-length database file may stay empty before it is taken for damage: a
+#: Relaydesk creating the file this very moment writes its first page within microseconds.
+EMPTY_FILE_GRACE_SECONDS = 1.0
 
 
 class Database:
@@ -39,16 +45,63 @@ class Database:
 
     @classmethod
     def open_file(cls, path: Path) -> Database:
-        """Open (creating if needed) the SQLite file at ``path`` and migrate it to head."""
+        """Open (creating if needed) the SQLite file at ``path`` and migrate it to head.
+
+        A file that exists but is empty is refused, never taken for a new install: SQLite
+        would happily make a fresh database of it, and the outbox and providers it held
+        would be gone without a word (issue 14). In a folder that cannot be written the
+        database opens read-only (see ``_open_read_only``).
+        """
         path.parent.mkdir(parents=True, exist_ok=True)
-        return cls.open_url(f"sqlite:///{path}", location=str(path))
+        _refuse_an_empty_file(path)
+        try:
+            return cls.open_url(f"sqlite:///{path}", location=str(path))
+        except (DatabaseLockedError, DatabaseCorruptError):
+            raise
+        except EnvironmentProblem:
+            if not path.is_file() or os.access(path.parent, os.W_OK):
+                raise
+            return cls._open_read_only(path)
 
     @classmethod
-    def open_url(cls, url: str, *, location: str | None = None) -> Database:
+    def _open_read_only(cls, path: Path) -> Database:
+        """Open the database in a read-only folder for reading; any write fails in one line.
+
+        A WAL database needs its ``-shm`` (and ``-wal``) files next to it, which SQLite
+        cannot create in a read-only folder (a closed database leaves neither behind).
+        Without a ``-wal`` holding changes, the file alone is the whole database and is
+        opened ``immutable``: SQLite then takes no locks, which is right for a read-only
+        copy (a backup, a snapshot) but would miss writes another machine makes through a
+        writable mount of the same folder meanwhile. A ``-wal`` with changes is read
+        through its ``-shm`` if that exists; otherwise the folder has to be writable.
+        """
+        wal = path.with_name(path.name + "-wal")
+        unfinished = wal.is_file() and wal.stat().st_size > 0
+        url = URL.create(
+            "sqlite",
+            database=path.as_uri(),  # percent-encoded: a "?" or "#" in the path is safe
+            query={"uri": "true", "mode": "ro", **({} if unfinished else {"immutable": "1"})},
+        )
+        try:
+            return cls.open_url(url, location=str(path))
+        except (DatabaseLockedError, DatabaseCorruptError):
+            raise
+        except EnvironmentProblem as exc:
+            if "readonly" in str(exc):  # only migrating writes while opening
+                why = f"the database {path} needs upgrading for this version of Relaydesk"
+            else:
+                why = f"reading the database {path} needs to write next to it"
+            raise EnvironmentProblem(
+                f"{why}, but its folder is read-only; make the folder writable (or copy it "
+                "somewhere writable) and try again"
+            ) from exc
+
+    @classmethod
+    def open_url(cls, url: str | URL, *, location: str | None = None) -> Database:
         """Open any SQLAlchemy URL (PostgreSQL later) and migrate it to head."""
         engine = create_engine(url, pool_pre_ping=False)
         configure_engine(engine)
-        database = cls(engine, location or url)
+        database = cls(engine, location or str(url))
         with database.translated_errors():
             database.upgrade()
         return database
@@ -128,3 +181,26 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _refuse_an_empty_file(path: Path) -> None:
+    """Raise ``DatabaseCorruptError`` if ``path`` is a zero-length file (and stays one).
+
+    A missing file is a new install; an empty one is damage (a crash while a disk filled
+    up, a failed copy or sync) and must not silently become a fresh database.
+    """
+    deadline = time.monotonic() + EMPTY_FILE_GRACE_SECONDS
+    while True:
+        try:
+            if path.stat().st_size > 0:
+                return
+        except OSError:  # missing: a new install; unreadable: SQLite will say so
+            return
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.05)
+    raise DatabaseCorruptError(
+        f"the database {path} is empty (0 bytes), so what it held is lost; restore it from "
+        "a backup, or delete it (or move it aside) to start afresh with no providers and an "
+        "empty outbox"
+    )
