@@ -30,8 +30,13 @@ def register(commands: Any) -> None:
     configure.add_argument(
         "--password-stdin", action="store_true", help="read the password from standard input"
     )
-    configure.add_argument("--folder", default="INBOX")
-    configure.add_argument("--processed-folder", default="Relaydesk/Processed")
+    levels = "'/' or '.' between levels, whatever the server's own separator"
+    configure.add_argument("--folder", default="INBOX", help=f"the folder read; {levels}")
+    configure.add_argument(
+        "--processed-folder",
+        default="Relaydesk/Processed",
+        help=f"recognised messages are moved here; {levels}",
+    )
     configure.add_argument(
         "--role",
         choices=[r.value for r in MailboxRole],

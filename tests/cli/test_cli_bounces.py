@@ -84,3 +84,22 @@ def test_mailbox_problems_are_one_line(
         "bounces", "configure", "--host", "imap.example.org", "--port", "143",
         "--security", "none", "--username", "u", "--password-stdin", stdin="x\n",
     )  # fmt: skip
+
+
+@pytest.mark.parametrize("separator", ["/", "."], ids=["slash-server", "dot-server"])
+def test_check_files_into_the_default_processed_folder_on_either_separator(
+    cli: Relaydesk, dovecot: Callable[..., DovecotServer], separator: str
+) -> None:
+    # A stock Dovecot (Maildir, "."): "Relaydesk/Processed" was refused (issue 14, defect 7).
+    imap = dovecot(users={"bounces": PASSWORD}, separator=separator)
+    imap.append("bounces", "INBOX", samples.gmail("gone@example.net", "<x.1@example.com>"))
+    cli.ok(
+        "bounces", "configure", "--host", "127.0.0.1", "--port", str(imap.tls_port),
+        "--security", "tls", "--username", "bounces", "--password-stdin", stdin=PASSWORD + "\n",
+    )  # fmt: skip
+
+    (found,) = cli.json("bounces", "check")
+
+    assert found["hard"] == ["gone@example.net"]
+    assert len(imap.fetch_all("bounces", f"Relaydesk{separator}Processed")) == 1
+    assert imap.fetch_all("bounces", "INBOX") == []

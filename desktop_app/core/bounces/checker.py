@@ -9,8 +9,14 @@ from dataclasses import dataclass
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
-from desktop_app.core.bounces.imap_session import MailboxError, close_mailbox, open_mailbox
-from desktop_app.core.bounces.mailboxes import MailboxConfig
+from desktop_app.core.bounces.imap_session import (
+    MailboxError,
+    close_mailbox,
+    hierarchy_delimiter,
+    open_mailbox,
+    server_words,
+)
+from desktop_app.core.bounces.mailboxes import MailboxConfig, server_folder
 from desktop_app.core.bounces.processor import MailboxReport, process_mailbox
 from desktop_app.core.secrets import SecretStore
 from desktop_app.core.storage.bounces import Applied, BounceRepository
@@ -59,7 +65,11 @@ class MailboxChecker:
         client = open_mailbox(mailbox, password, timeout=15.0)
         try:
             try:
-                selected = client.select_folder(mailbox.folder, readonly=True)
+                folder = server_folder(mailbox.folder, hierarchy_delimiter(client))
+            except IMAPClientError as error:
+                raise MailboxError(f"mailbox {mailbox.name!r}: {server_words(error)}") from None
+            try:
+                selected = client.select_folder(folder, readonly=True)
             except IMAPClientError:
                 raise MailboxError(f"folder {mailbox.folder!r} does not exist") from None
             return MailboxTest(

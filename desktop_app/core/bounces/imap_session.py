@@ -85,6 +85,18 @@ def close_mailbox(client: IMAPClient) -> None:
     _close(client)
 
 
+def hierarchy_delimiter(client: IMAPClient) -> str | None:
+    """The server's hierarchy delimiter, as ``LIST "" ""`` reports it (RFC 3501 6.3.8):
+    ``"/"`` or ``"."`` mostly, ``None`` for a flat server (NIL) or one that says nothing.
+    Folder names are translated with it (``mailboxes.server_folder``). Raises
+    ``IMAPClientError`` when the server refuses the LIST."""
+    for _flags, delimiter, _name in client.list_folders("", ""):
+        if isinstance(delimiter, bytes):
+            delimiter = delimiter.decode("ascii", "replace")
+        return delimiter or None
+    return None
+
+
 def server_words(error: BaseException) -> str:
     """What a server or the network said, as one short line (never empty)."""
     return " ".join(str(error).split())[:200] or type(error).__name__

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -67,7 +68,7 @@ def validate_mailbox(config: MailboxConfig) -> MailboxConfig:
     check_no_line_breaks("username", username)
     folder = _folder("folder", config.folder)
     processed = _folder("processed folder", config.processed_folder)
-    if processed == folder:
+    if _same_folder(processed, folder):
         raise UserInputError("the processed folder must differ from the folder read")
     check_no_line_breaks("mailbox name", config.name)
     name = config.name.strip()
@@ -95,4 +96,44 @@ def _folder(label: str, value: str) -> str:
     folder = value.strip()
     if not folder or len(folder) > MAX_FOLDER or '"' in folder:
         raise UserInputError(f"{label} must be 1 to {MAX_FOLDER} characters without quotes")
+    if not folder_levels(folder):
+        raise UserInputError(f"{label} needs a name, not only '/' or '.'")
     return folder
+
+
+# -- folder paths --------------------------------------------------------------------------
+# IMAP servers differ in their hierarchy separator: "/" (Dovecot with LAYOUT=fs or a
+# separator setting, Gmail, Exchange) or "." (a stock Dovecot with Maildir, Courier, Cyrus),
+# and refuse names containing the other one as a separator. A folder is stored as typed
+# and translated for the server it is used on (``server_folder``, with the delimiter the
+# server LISTs): in what a person types, both "/" and "." separate levels, so
+# "Relaydesk/Processed" and "Relaydesk.Processed" name the same folder everywhere. The price:
+# a folder whose own name contains "/" or "." cannot be named.
+
+_LEVEL_SEPARATORS = re.compile(r"[/.]")
+
+
+def folder_levels(value: str) -> list[str]:
+    """The levels of a folder path as typed (``"a/b"``, ``"a.b"`` -> ``["a", "b"]``); blank
+    levels (``"a//b"``, a trailing ``"/"``) are dropped."""
+    return [level.strip() for level in _LEVEL_SEPARATORS.split(value) if level.strip()]
+
+
+def server_folder(value: str, delimiter: str | None) -> str:
+    """The folder typed as ``value``, spelt with the server's hierarchy ``delimiter``; on a
+    flat server (``None``: no hierarchy) the name exactly as typed."""
+    if not delimiter:
+        return value.strip()
+    return delimiter.join(folder_levels(value))
+
+
+def _same_folder(first: str, second: str) -> bool:
+    """Whether two typed paths name the same folder (INBOX is case-insensitive)."""
+
+    def key(value: str) -> list[str]:
+        levels = folder_levels(value)
+        if levels and levels[0].upper() == "INBOX":
+            levels[0] = "INBOX"
+        return levels
+
+    return key(first) == key(second)

@@ -24,8 +24,12 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError
 
 from desktop_app.core.bounces.delivery_probes import probe_token
-from desktop_app.core.bounces.imap_session import MailboxError, server_words
-from desktop_app.core.bounces.mailboxes import MailboxConfig, MailboxRole
+from desktop_app.core.bounces.imap_session import (
+    MailboxError,
+    hierarchy_delimiter,
+    server_words,
+)
+from desktop_app.core.bounces.mailboxes import MailboxConfig, MailboxRole, server_folder
 from desktop_app.core.bounces.reading import read_bounce, read_unsubscribe_request
 from desktop_app.core.storage.bounces import Applied, BounceRepository
 from desktop_app.core.storage.delivery_probes import DeliveryProbeRepository
@@ -66,13 +70,17 @@ def process_mailbox(
     assert mailbox.id is not None
     report = MailboxReport(mailbox.name)
     try:
-        selected = client.select_folder(mailbox.folder)
+        # Folders are stored as typed ("Relaydesk/Processed"); the server may want "." instead.
+        delimiter = hierarchy_delimiter(client)
+        folder = server_folder(mailbox.folder, delimiter)
+        processed_folder = server_folder(mailbox.processed_folder, delimiter)
+        selected = client.select_folder(folder)
         uidvalidity = int(selected[b"UIDVALIDITY"])
         last_uid = mailbox.last_uid if mailbox.uidvalidity == uidvalidity else 0
         # "n:*" always matches the last message, even when its UID is below n.
         uids = sorted(uid for uid in client.search(["UID", f"{last_uid + 1}:*"]) if uid > last_uid)
-        if uids and not client.folder_exists(mailbox.processed_folder):
-            client.create_folder(mailbox.processed_folder)
+        if uids and not client.folder_exists(processed_folder):
+            client.create_folder(processed_folder)
         for start in range(0, len(uids), CHUNK):
             chunk = uids[start : start + CHUNK]
             sizes = client.fetch(chunk, ["RFC822.SIZE"])
@@ -103,7 +111,7 @@ def process_mailbox(
                 if on_applied is not None:
                     on_applied(applied)
             if recognised:
-                report.moved += _move(client, recognised, mailbox.processed_folder)
+                report.moved += _move(client, recognised, processed_folder)
             mailboxes.record_position(mailbox.id, uidvalidity, chunk[-1])
     except IMAPClientError as error:
         raise MailboxError(f"mailbox {mailbox.name!r}: {server_words(error)}") from None
