@@ -19,6 +19,7 @@ from desktop_app.core.campaigns.report import REPORT_STATES, CampaignReport
 from desktop_app.core.campaigns.schedule import describe_time, parse_send_time
 from desktop_app.core.errors import UserInputError
 from desktop_app.core.storage.campaigns import Campaign, CampaignDraft
+from desktop_app.core.wording import count_of
 from desktop_app.core.workspace import Workspace
 
 #: A template file larger than this is not a mail body.
@@ -100,7 +101,7 @@ def cmd_campaign(ws: Workspace, args: argparse.Namespace, io: Streams) -> int:
         print(f"Subject: {content.subject}\n\n{content.text}", file=out)
     elif command == "test":
         ids = campaigns.test_send(args.name, args.addresses, subscriber_email=args.subscriber)
-        print(f"{len(ids)} test message(s) queued", file=out)
+        print(f"{count_of(len(ids), 'test message')} queued", file=out)
     elif command == "send":
         at = None if args.at is None else parse_send_time(args.at, zone=args.zone)
         sent = campaigns.send(args.name, at=at)
@@ -110,8 +111,9 @@ def cmd_campaign(ws: Workspace, args: argparse.Namespace, io: Streams) -> int:
             when = describe_time(sent.scheduled_at)
             print(f"campaign {sent.name!r} scheduled for {when}", file=out)
         else:
+            recipients = count_of(sent.recipients_total or 0, "recipient")
             print(
-                f"campaign {sent.name!r} sending to {sent.recipients_total} recipients "
+                f"campaign {sent.name!r} sending to {recipients} "
                 "(delivered while `relaydesk run` or the window runs)",
                 file=out,
             )
@@ -123,7 +125,10 @@ def cmd_campaign(ws: Workspace, args: argparse.Namespace, io: Streams) -> int:
         print(f"campaign {resumed.name!r} {resumed.state.value}", file=out)
     elif command == "cancel":
         stopped = campaigns.cancel(args.name)
-        print(f"campaign {args.name!r} cancelled ({stopped} messages will not be sent)", file=out)
+        print(
+            f"campaign {args.name!r} cancelled ({count_of(stopped, 'message')} will not be sent)",
+            file=out,
+        )
     elif command == "delete":
         campaigns.delete(args.name)
         print(f"campaign {args.name!r} deleted", file=out)
@@ -221,7 +226,7 @@ def _report(ws: Workspace, args: argparse.Namespace, out: TextIO) -> None:
     report: CampaignReport = ws.campaigns.report(args.name)
     if args.csv is not None:
         count = ws.campaigns.export_report(args.name, args.csv, raw=args.raw)
-        print(f"{count} recipients written to {args.csv}", file=out)
+        print(f"{count_of(count, 'recipient')} written to {args.csv}", file=out)
         return
     if args.json:
         print(json.dumps(report.as_json(), indent=2, ensure_ascii=False), file=out)

@@ -12,6 +12,7 @@ from desktop_app.cli.contract import EXIT_OK, Streams
 from desktop_app.core.campaigns.csv_import import STATUSES, RejectedRow
 from desktop_app.core.errors import RejectedRowsError
 from desktop_app.core.storage.lists import SUPPRESSION_REASONS, ImportReport, SubscriberList
+from desktop_app.core.wording import count_of
 from desktop_app.core.workspace import Workspace
 
 
@@ -83,7 +84,7 @@ def cmd_list(ws: Workspace, args: argparse.Namespace, io: Streams) -> int:
         _print_report(report, out, as_json=args.json)
     elif command == "export":
         count = ws.export_list(args.name, args.file, raw=args.raw)
-        print(f"{count} subscribers written to {args.file}", file=out)
+        print(f"{count_of(count, 'subscriber')} written to {args.file}", file=out)
     else:
         _show(ws, args.name, out, as_json=args.json)
     return EXIT_OK

@@ -7,6 +7,7 @@ the one-line error contract are in contract.py.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,7 +24,13 @@ from desktop_app.cli import (
     provider_transfer_commands,
     settings_commands,
 )
-from desktop_app.cli.contract import EXIT_ENVIRONMENT, EXIT_USAGE, Parser, Streams
+from desktop_app.cli.contract import (
+    EXIT_CLOSED_PIPE,
+    EXIT_ENVIRONMENT,
+    EXIT_USAGE,
+    Parser,
+    Streams,
+)
 from desktop_app.core.errors import (
     CampaignNotFoundError,
     EnvironmentProblem,
@@ -76,7 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(data_dir, verbose=args.verbose)
         workspace = Workspace.open(data_dir)
         try:
-            return int(args.handler(workspace, args, streams))
+            status = int(args.handler(workspace, args, streams))
+            # Flush here, inside the handlers below: a reader that closed the pipe fails
+            # this flush, not the interpreter's own one at exit (an "Exception ignored").
+            streams.out.flush()
+            return status
         finally:
             workspace.close()
     except (
@@ -92,6 +103,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (EnvironmentProblem, RelaydeskError) as exc:
         print(f"relaydesk: error: {exc}", file=err)
         return EXIT_ENVIRONMENT
+    except BrokenPipeError:
+        # The reader went away (`relaydesk outbox | head -1`): that is not an error to
+        # report. Point stdout at /dev/null so the interpreter's final flush stays quiet too.
+        _silence_stdout()
+        return EXIT_CLOSED_PIPE
     except OSError as exc:
         # strerror alone ("File exists") does not say which file.
         where = f": {exc.filename}" if exc.filename else ""
@@ -100,6 +116,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("relaydesk: interrupted", file=err)
         return 130
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor (tests' StringIO)
+        pass
 
 
 def _launch_gui(args: argparse.Namespace, data_dir: Path) -> int:

@@ -29,6 +29,7 @@ from desktop_app.core.instance_lock import InstanceLock
 from desktop_app.core.models import MessageState
 from desktop_app.core.runtime import LoopThread
 from desktop_app.core.service import DeliveryService
+from desktop_app.core.wording import count_of
 from desktop_app.core.workspace import Workspace
 
 
@@ -87,7 +88,12 @@ def cmd_send(ws: Workspace, args: argparse.Namespace, io: Streams) -> int:
     if len(messages) == 1:
         print(f"queued 1 message {messages[0].message_id}", file=out)
     else:
-        print(f"queued {len(messages)} messages", file=out)
+        print(f"queued {count_of(len(messages), 'message')}", file=out)
+    if not any(provider.enabled for provider in ws.list_providers()):
+        # Kept (the outbox is durable), but a silent wait would look like a hang later. A
+        # line of its own, so scripts reading the first line keep working.
+        they = "it waits" if len(messages) == 1 else "they wait"
+        print(f"no provider is enabled yet: {they} in the outbox until one is", file=out)
     return EXIT_OK
 
 
@@ -190,5 +196,14 @@ def cmd_run(ws: Workspace, args: argparse.Namespace, io: Streams) -> int:
         print(f"relaydesk: {engine.stuck}", file=sys.stderr)
         return EXIT_PENDING
     if args.timeout is not None and pending and not stop_requested.is_set():
+        print(f"relaydesk: --timeout ran out with {_why_pending(ws, pending)}", file=sys.stderr)
         return EXIT_PENDING
     return EXIT_OK
+
+
+def _why_pending(ws: Workspace, pending: int) -> str:
+    """What a script reads after exit 3: how much is left, and the reason when it is ours."""
+    left = f"{count_of(pending, 'message')} still waiting"
+    if not any(provider.enabled for provider in ws.list_providers()):
+        return f"{left} (no provider is enabled)"
+    return left

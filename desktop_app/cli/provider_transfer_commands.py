@@ -27,6 +27,7 @@ from desktop_app.core.provider_files.thunderbird import (
     scan_thunderbird_prefs,
 )
 from desktop_app.core.provider_files.toml_file import providers_to_toml, read_providers_toml
+from desktop_app.core.wording import count_of
 from desktop_app.core.workspace import Workspace
 
 
@@ -90,7 +91,10 @@ def cmd_providers_file(ws: Workspace, args: argparse.Namespace, io: Streams) -> 
             raise UserInputError(f"{str(args.file)!r} is a directory") from None
         except FileNotFoundError:
             raise UserInputError(f"the folder of {str(args.file)!r} does not exist") from None
-        print(f"exported {len(providers)} provider(s) to {args.file} (no passwords)", file=io.out)
+        print(
+            f"exported {count_of(len(providers), 'provider')} to {args.file} (no passwords)",
+            file=io.out,
+        )
         return EXIT_OK
     found = read_providers_toml(read_text_file(args.file, "settings file"))
     # Providers the file gives no priority go behind the stored ones, in the file's order.

@@ -72,6 +72,7 @@ from desktop_app.core.storage.outbox import NewMessage, OutboxRepository
 from desktop_app.core.storage.provider_states import ProviderStateRepository
 from desktop_app.core.storage.providers import ProviderRepository
 from desktop_app.core.validation import check_no_line_breaks, validate_provider_config
+from desktop_app.core.wording import count_of
 
 log = logging.getLogger(__name__)
 
@@ -444,7 +445,7 @@ class Workspace:
             )
             count = len(parsed.rejects)
             raise RejectedRowsError(
-                f"{count} row{'s' if count != 1 else ''} rejected (first: line "
+                f"{count_of(count, 'row')} rejected (first: line "
                 f"{parsed.rejects[0].line}, {parsed.rejects[0].reason}); nothing imported; "
                 "fix the file or accept the valid rows (--accept-valid)",
                 report,

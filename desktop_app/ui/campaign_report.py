@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.core.campaigns.report import REPORT_STATES, CampaignReport
+from desktop_app.core.wording import count_of
 from desktop_app.core.workspace import Workspace
 from desktop_app.ui.bridge import CoreBridge, is_shutdown_error
 from desktop_app.ui.feedback import ERROR_STYLE, one_line
@@ -196,7 +197,7 @@ class CampaignReportDialog(QDialog):
     def export_to(self, path: Path) -> None:
         def exported(count: int) -> None:
             self.status_label.setStyleSheet("")
-            self.status_label.setText(f"Exported {count} recipients to {path}.")
+            self.status_label.setText(f"Exported {count_of(count, 'recipient')} to {path}.")
 
         export = functools.partial(
             self._workspace.campaigns.export_report, raw=not self.protect_check.isChecked()

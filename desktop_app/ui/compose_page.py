@@ -1,7 +1,7 @@
-"""The Campaigns page, as far as the core goes today: write one message and queue it.
+"""The Compose page: write one message to a few recipients and queue it.
 
-Lists, templates and scheduling come with the campaigns issue; queuing a message to a few
-recipients is what the core already does (the same path as ``relaydesk send``).
+The same path as ``relaydesk send``. Campaigns (lists, templates, scheduling) have their
+own page; this one is for the single mail that does not need them.
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ class ComposePage(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(
             QLabel(
-                "Campaigns with lists and templates are on their way; meanwhile, queue a message:"
+                "Queue one message to a few recipients. To send to a list with a template, "
+                "use the Campaigns page (Ctrl+2)."
             )
         )
         layout.addLayout(form)

@@ -34,6 +34,7 @@ from desktop_app.core.health import series as health_series
 from desktop_app.core.health.figures import ProviderFigures
 from desktop_app.core.health.series import HealthSeries
 from desktop_app.core.models import MessageState, OutboxCounts, OutcomeClass
+from desktop_app.core.wording import count_of
 from desktop_app.core.workspace import Workspace
 from desktop_app.ui.bridge import CoreBridge, is_shutdown_error
 from desktop_app.ui.charts.feed import HealthSeriesFeed
@@ -385,6 +386,8 @@ class DashboardPage(QWidget):
 
         self._bridge.call(
             write,
-            on_success=lambda rows: self.chart_status.setText(f"Saved {rows:,} rows to {path}"),
+            on_success=lambda rows: self.chart_status.setText(
+                f"Saved {count_of(rows, 'row')} to {path}"
+            ),
             on_error=lambda error: self.chart_status.setText(f"Could not save {path}: {error}"),
         )

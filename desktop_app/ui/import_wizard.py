@@ -46,6 +46,7 @@ from desktop_app.core.campaigns.csv_preview import (
     read_csv_file,
 )
 from desktop_app.core.storage.lists import ImportReport
+from desktop_app.core.wording import count_of
 from desktop_app.core.workspace import MAX_IMPORT_BYTES, Workspace
 from desktop_app.ui.bridge import CoreBridge, is_shutdown_error
 from desktop_app.ui.feedback import one_line
@@ -56,17 +57,13 @@ _Index = QModelIndex | QPersistentModelIndex
 _NONE = "(none)"
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
-
-
 def describe_report(report: ImportReport) -> str:
     """What an import did, in one line."""
-    text = f"Imported {_plural(report.imported, 'subscriber')} into {report.list_name}"
+    text = f"Imported {count_of(report.imported, 'subscriber')} into {report.list_name}"
     if report.duplicates:
-        text += f"; {_plural(len(report.duplicates), 'duplicate')} skipped"
+        text += f"; {count_of(len(report.duplicates), 'duplicate')} skipped"
     if report.rejects:
-        text += f"; {_plural(len(report.rejects), 'row')} rejected"
+        text += f"; {count_of(len(report.rejects), 'row')} rejected"
     return text
 
 
@@ -219,7 +216,7 @@ class FileStep(QWidget):
     def show_preview(self, preview: CsvPreview) -> None:
         self.details.setText(
             f"Encoding: {preview.encoding} · Delimiter: {delimiter_name(preview.delimiter)} · "
-            f"{_plural(len(preview.header), 'column')}"
+            f"{count_of(len(preview.header), 'column')}"
         )
 
 
@@ -406,9 +403,9 @@ class CheckStep(QWidget):
     def show_result(self, result: DryRun, list_name: str) -> None:
         self.summary.setText(
             f"Nothing has been imported yet. Into <b>{list_name}</b>:<br>"
-            f"{_plural(result.valid, 'row')} to import · "
-            f"{_plural(len(result.duplicates), 'duplicate')} (skipped) · "
-            f"{_plural(len(result.rejects), 'rejected row')}"
+            f"{count_of(result.valid, 'row')} to import · "
+            f"{count_of(len(result.duplicates), 'duplicate')} (skipped) · "
+            f"{count_of(len(result.rejects), 'rejected row')}"
         )
         self.rejects_model.replace(result.rejects)
         has_rejects = bool(result.rejects)
@@ -418,7 +415,7 @@ class CheckStep(QWidget):
             self.choice.setText("There is no valid row to import: fix the file and try again.")
         elif has_rejects:
             self.choice.setText(
-                f"Import the {_plural(result.valid, 'valid row')} and leave the rejected ones "
+                f"Import the {count_of(result.valid, 'valid row')} and leave the rejected ones "
                 "out, or cancel, fix the file and try again. Nothing is imported otherwise."
             )
         else:
@@ -552,9 +549,9 @@ class ImportWizard(QDialog):
             result = self.checked
             valid = result.valid if result else 0
             if result is not None and result.rejects:
-                self.next_button.setText(f"Import the {_plural(valid, 'valid row')}")
+                self.next_button.setText(f"Import the {count_of(valid, 'valid row')}")
             else:
-                self.next_button.setText(f"Import {_plural(valid, 'row')}")
+                self.next_button.setText(f"Import {count_of(valid, 'row')}")
             self.next_button.setEnabled(valid > 0 and not self._busy)
         else:
             self.next_button.setText("Close")
@@ -663,7 +660,7 @@ class ImportWizard(QDialog):
             return
         self.importing = True
         self.report = None
-        self.done_step.summary.setText(f"Importing {_plural(result.valid, 'row')}…")
+        self.done_step.summary.setText(f"Importing {count_of(result.valid, 'row')}…")
         self.done_step.progress.setVisible(True)
         self._show_step(self.DONE)
         # Rejects are accepted only because the person just chose "Import the N valid rows";

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from desktop_app.core.campaigns.csv_import import STATUSES
 from desktop_app.core.storage.lists import ImportReport, Subscriber, SubscriberList, Suppression
+from desktop_app.core.wording import count_of
 from desktop_app.core.workspace import Workspace
 from desktop_app.ui.bridge import CoreBridge, is_shutdown_error
 from desktop_app.ui.feedback import one_line
@@ -566,7 +567,7 @@ class ListsPage(QWidget):
         answer = QMessageBox.question(
             self,
             "Delete list",
-            f"Delete the list {chosen.name} and its {chosen.total:,} subscribers? "
+            f"Delete the list {chosen.name} and its {count_of(chosen.total, 'subscriber')}? "
             "The suppression list stays as it is.",
         )
         if answer != QMessageBox.StandardButton.Yes:
@@ -596,7 +597,9 @@ class ListsPage(QWidget):
             functools.partial(self._workspace.export_list, raw=not self.protect_check.isChecked()),
             name,
             path,
-            on_success=lambda rows: self.report(f"Exported {rows:,} subscribers to {path}"),
+            on_success=lambda rows: self.report(
+                f"Exported {count_of(rows, 'subscriber')} to {path}"
+            ),
             on_error=self._on_error,
         )
 

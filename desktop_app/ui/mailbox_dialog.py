@@ -31,6 +31,7 @@ from desktop_app.core.bounces.mailboxes import (
 from desktop_app.core.errors import UserInputError
 from desktop_app.core.models import Security
 from desktop_app.core.validation import check_no_line_breaks
+from desktop_app.core.wording import count_of
 from desktop_app.core.workspace import Workspace
 from desktop_app.ui.bridge import CoreBridge, is_shutdown_error
 from desktop_app.ui.feedback import ERROR_STYLE, one_line
@@ -47,7 +48,7 @@ ALL_PROVIDERS = "All providers"
 
 def describe_test(result: MailboxTest, folder: str) -> str:
     """What a successful connection test found, in one line."""
-    count = f"{result.messages:,} message{'' if result.messages == 1 else 's'}"
+    count = count_of(result.messages, "message")
     watch = "IDLE: new mail arrives at once" if result.idle else "no IDLE: polled"
     return f"Connected in {result.latency_ms:.0f} ms — {count} in {folder} — {watch}"
 

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 
 from desktop_app.core.events import EngineStatusChanged
 from desktop_app.core.models import OutboxCounts
+from desktop_app.core.wording import count_of, waits
 from desktop_app.core.workspace import Workspace
 from desktop_app.ui.alerts_page import AlertsPage
 from desktop_app.ui.bridge import CoreBridge, is_shutdown_error
@@ -263,13 +264,13 @@ class MainWindow(QMainWindow):
         waiting = self._counts.waiting
         if offline:
             self._show_banner(
-                f"Offline: {waiting:,} messages wait in the outbox and go out when the "
-                "network returns."
+                f"Offline: {count_of(waiting, 'message')} {waits(waiting)} in the outbox and "
+                "go out when the network returns."
             )
         elif all_down and waiting:
             self._show_banner(
-                f"All providers are unreachable: {waiting:,} messages wait in the outbox and go "
-                "out as soon as one comes back."
+                f"All providers are unreachable: {count_of(waiting, 'message')} "
+                f"{waits(waiting)} in the outbox and go out as soon as one comes back."
             )
         elif not states:
             self._show_banner("No providers yet: add one on the Providers page (Ctrl+4).")
@@ -374,11 +375,26 @@ class MainWindow(QMainWindow):
         self._save_geometry()
         pending = self._counts.waiting
         sending = self._controller.state == "sending"
-        if not self._quitting and pending and sending and self.tray.isVisible():
+        if not self._quitting and pending and self._controller.state == "paused":
+            # Paused with mail waiting: quitting loses nothing, but the person may have
+            # forgotten the pause; the tray cannot "keep sending" what is paused.
+            answer = QMessageBox.question(
+                self,
+                "Mail is waiting",
+                f"{count_of(pending, 'message')} {waits(pending)} in the outbox and sending "
+                "is paused. Quit anyway? Nothing is lost: it goes out when sending resumes.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+                QMessageBox.StandardButton.Cancel,
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+        elif not self._quitting and pending and sending and self.tray.isVisible():
             box = QMessageBox(
                 QMessageBox.Icon.Question,
                 "Mail is still being sent",
-                f"{pending:,} messages are still waiting. Keep sending in the tray, or quit? "
+                f"{count_of(pending, 'message')} {'is' if pending == 1 else 'are'} still waiting. "
+                "Keep sending in the tray, or quit? "
                 "Quitting loses nothing: the outbox resumes on the next start.",
                 parent=self,
             )

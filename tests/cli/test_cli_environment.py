@@ -45,9 +45,11 @@ def test_a_data_dir_that_is_a_file_is_one_line(tmp_path: Path) -> None:
     not_a_dir.write_text("")
     relaydesk = Relaydesk(not_a_dir, cwd=tmp_path)
 
-    error = relaydesk.fails("outbox", code=1)
+    error = relaydesk.fails("outbox", code=2)
 
-    assert str(not_a_dir) in error
+    assert error == (
+        f"--data-dir {not_a_dir} is a file, not a folder: give a folder (it is created if missing)"
+    )
 
 
 def test_a_password_without_a_keyring_stores_nothing(relaydesk: Relaydesk) -> None:

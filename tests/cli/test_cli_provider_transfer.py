@@ -84,7 +84,7 @@ def test_export_then_import_into_a_fresh_data_dir_round_trips(
     add_providers(relaydesk)
     exported = tmp_path / "providers.toml"
     run = relaydesk.ok("providers-file", "export", str(exported))
-    assert run.out == f"exported 2 provider(s) to {exported} (no passwords)\n"
+    assert run.out == f"exported 2 providers to {exported} (no passwords)\n"
     assert tomllib.loads(exported.read_text(encoding="utf-8"))["version"] == 1
 
     fresh = Relaydesk(tmp_path / "fresh", cwd=tmp_path)

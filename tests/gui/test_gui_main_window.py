@@ -262,3 +262,33 @@ def test_requests_cut_off_by_shutdown_are_not_reported_as_problems(
     qtbot.wait(1500)
     assert not window.banner.property("problem")
     assert "loop thread" not in window.banner.text()
+
+
+@pytest.mark.qt_log_ignore(TRAY_NOISE, extend=True)
+def test_close_while_paused_with_mail_waiting_asks_first(
+    sending_stack: Any, modal: Any, qtbot: QtBot
+) -> None:
+    stack, window = sending_stack, sending_stack.window
+    stack.controller.pause()
+    qtbot.waitUntil(lambda: stack.controller.state == "paused")
+    seen: dict[str, str] = {}
+
+    def cancel(box: QDialog) -> None:
+        assert isinstance(box, QMessageBox)
+        seen["title"], seen["text"] = box.windowTitle(), box.text()
+        modal.click(box, "Cancel")
+
+    modal.drive(cancel)
+    window.close()
+    modal.check()
+    assert window.isVisible()
+    assert seen["title"] == "Mail is waiting"
+    assert "in the outbox and sending is paused" in seen["text"]
+
+    modal.drive(lambda box: modal.click(box, "Yes"))
+    window.close()
+    modal.check()
+    assert not window.isVisible()
+    assert stack.controller.state == "stopped"
+    states = outbox_states(stack.workspace, stack.ids)
+    assert len(states) == 30 and MessageState.QUEUED in states

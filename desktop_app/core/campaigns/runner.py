@@ -29,6 +29,7 @@ from desktop_app.core.secrets import SecretStore
 from desktop_app.core.settings import SettingsStore
 from desktop_app.core.storage.bounces import BounceRepository
 from desktop_app.core.storage.campaigns import Campaign, CampaignRepository, RecipientState
+from desktop_app.core.wording import count_of
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,8 @@ class AutoPause:
         if finished < self.min_messages or failed * 100.0 <= self.percent * finished:
             return None
         return (
-            f"paused automatically: {failed} of {finished} messages failed permanently "
+            f"paused automatically: {failed:,} of {count_of(finished, 'message')} failed "
+            "permanently "
             f"({failed * 100.0 / finished:.1f} % > {self.percent:g} %)"
         )
 
@@ -171,7 +173,7 @@ class CampaignRunner:
             return CampaignChanged(campaign.id, campaign.name, "paused", reason, auto=True)
         log.info("campaign %r started: %d recipients", campaign.name, total)
         return CampaignChanged(
-            campaign.id, campaign.name, CampaignState.SENDING.value, f"{total} recipients"
+            campaign.id, campaign.name, CampaignState.SENDING.value, count_of(total, "recipient")
         )
 
     def _advance(

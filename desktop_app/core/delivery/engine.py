@@ -82,6 +82,7 @@ from desktop_app.core.storage.outbox import (
     OutboxRepository,
 )
 from desktop_app.core.storage.providers import ProviderRepository
+from desktop_app.core.wording import count_of, waits
 
 log = logging.getLogger(__name__)
 
@@ -340,7 +341,9 @@ class DeliveryEngine:
         else:
             pending = await self._db(self._pending_work)
             if pending:
-                self.stuck = f"{pending} messages wait: no provider is enabled"
+                self.stuck = (
+                    f"{count_of(pending, 'message')} {waits(pending)}: no provider is enabled"
+                )
                 log.warning("%s", self.stuck)
                 self._publish_status("stuck")
                 return True
