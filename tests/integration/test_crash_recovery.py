@@ -114,7 +114,7 @@ def queue_messages(data_dir: Path, tmp_path: Path, count: int) -> None:
             str(body),
         )
     )
-    assert f"queued {count} messages" in out
+    assert f"queued {count:,} messages" in out
 
 
 def outbox_counts(data_dir: Path) -> dict[str, int]:
