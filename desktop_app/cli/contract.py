@@ -4,6 +4,8 @@ The command line is a contract that scripts and tests rely on (see README). Ever
 user can cause is one line on stderr and a non-zero exit, never a traceback:
 exit 1 for trouble in the environment (keyring, locked database, failed probe),
 exit 2 for bad input, exit 3 when ``run --timeout`` ends with mail still pending,
+exit 4 when the disk holding the data folder is full (the line names the file system and
+the file; ``run`` stops cleanly and nothing queued is lost: run it again once there is room),
 exit 141 (the shell's 128 + SIGPIPE) without a word when the reader of stdout went away.
 """
 
@@ -17,6 +19,8 @@ EXIT_OK = 0
 EXIT_ENVIRONMENT = 1
 EXIT_USAGE = 2
 EXIT_PENDING = 3
+#: Not 1: a script (cron, systemd) can tell "free some space" from other trouble and retry.
+EXIT_DISK_FULL = 4
 EXIT_CLOSED_PIPE = 141
 
 

@@ -26,13 +26,16 @@ from desktop_app.cli import (
 )
 from desktop_app.cli.contract import (
     EXIT_CLOSED_PIPE,
+    EXIT_DISK_FULL,
     EXIT_ENVIRONMENT,
     EXIT_USAGE,
     Parser,
     Streams,
 )
+from desktop_app.core.disk_space import disk_full, is_no_space
 from desktop_app.core.errors import (
     CampaignNotFoundError,
+    DiskFullError,
     EnvironmentProblem,
     ListNotFoundError,
     ProviderNotFoundError,
@@ -100,6 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # not the machine's fault.
         print(f"relaydesk: error: {exc}", file=err)
         return EXIT_USAGE
+    except DiskFullError as exc:
+        print(f"relaydesk: error: {exc}", file=err)
+        return EXIT_DISK_FULL
     except (EnvironmentProblem, RelaydeskError) as exc:
         print(f"relaydesk: error: {exc}", file=err)
         return EXIT_ENVIRONMENT
@@ -109,6 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _silence_stdout()
         return EXIT_CLOSED_PIPE
     except OSError as exc:
+        if is_no_space(exc) and exc.filename:  # the instance lock, an export file...
+            print(f"relaydesk: error: {disk_full(Path(exc.filename))}", file=err)
+            return EXIT_DISK_FULL
         # strerror alone ("File exists") does not say which file.
         where = f": {exc.filename}" if exc.filename else ""
         print(f"relaydesk: error: {exc.strerror or exc}{where}", file=err)

@@ -48,7 +48,13 @@ def register(commands: Any) -> None:
     outbox.set_defaults(handler=cmd_outbox)
     outbox.add_argument("--json", action="store_true")
 
-    run = commands.add_parser("run", help="deliver the outbox")
+    run = commands.add_parser(
+        "run",
+        help="deliver the outbox",
+        epilog="exit codes: 0 done, 1 a problem with the machine, 2 bad input, 3 mail still "
+        "pending (--timeout, or nothing can send it), 4 the disk holding the data folder is "
+        "full: sending stopped cleanly, nothing is lost; run again once there is room",
+    )
     run.set_defaults(handler=cmd_run)
     run.add_argument("--until-idle", action="store_true", help="exit once nothing is pending")
     run.add_argument("--timeout", type=float, help="give up after SECONDS (exit 3 if pending)")

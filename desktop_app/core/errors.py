@@ -7,6 +7,8 @@ one line a user can act on and never contains a secret.
 
 from __future__ import annotations
 
+import os
+
 
 class RelaydeskError(Exception):
     """Root of every error Relaydesk raises deliberately."""
@@ -57,6 +59,25 @@ class DatabaseLockedError(EnvironmentProblem):
 
 class DatabaseCorruptError(EnvironmentProblem):
     """The database file cannot be read as a Relaydesk database."""
+
+
+class DiskFullError(EnvironmentProblem):
+    """The file system holding ``path`` has no room left (issue 14): one line saying which.
+
+    ``mount_point`` is where that file system is mounted and ``free`` its free bytes when
+    the error was made (None if unknown); ``core/disk_space.py`` finds both.
+    """
+
+    def __init__(self, path: object, mount_point: object, free: int | None) -> None:
+        folder = os.path.dirname(str(path)) or str(path)
+        room = "free space unknown" if free is None else f"{free:,} bytes free"
+        super().__init__(
+            f"the disk holding {folder} (file system {mount_point}, {room}) is full: cannot "
+            f"write {path}; free some space and try again (nothing already queued is lost)"
+        )
+        self.path = str(path)
+        self.mount_point = str(mount_point)
+        self.free = free
 
 
 class AlreadyRunningError(EnvironmentProblem):

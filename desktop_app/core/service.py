@@ -28,6 +28,8 @@ from desktop_app.core.bounces.delivery_probes import DeliveryProber
 from desktop_app.core.bounces.watcher import MailboxWatcher
 from desktop_app.core.campaigns.runner import CampaignRunner
 from desktop_app.core.delivery.engine import DeliveryEngine
+from desktop_app.core.disk_space import log_failure
+from desktop_app.core.errors import DiskFullError
 from desktop_app.core.events import EventHub, EventSink
 from desktop_app.core.health.alerter import Alerter
 from desktop_app.core.health.monitor import HealthMonitor
@@ -92,6 +94,15 @@ class DeliveryService:
             for follower in followers:
                 loop.call_soon_threadsafe(follower.on_changes, topics)
 
+        def on_disk_full(problem: DiskFullError) -> None:  # on the thread whose write failed
+            # Whoever met the full disk first (the monitor's flush, the alerter, the
+            # window's own writes), the engine stops once, cleanly (issue 14).
+            try:
+                loop.call_soon_threadsafe(self.engine.stop_for_disk_full, problem)
+            except RuntimeError:  # the loop is closed: everything has stopped already
+                pass
+
+        stop_listening = self._workspace.database.on_disk_full(on_disk_full)
         feed = self._workspace.changes
         unsubscribe = feed.subscribe(on_changes)
         feed.start()
@@ -101,7 +112,7 @@ class DeliveryService:
         try:
             await self.monitor.start()
         except Exception:
-            log.exception("the health monitor could not start; its run tries again")
+            log_failure(log, "the health monitor could not start; its run tries again")
         watching = [
             asyncio.create_task(self.monitor.run(), name="health-monitor"),
             asyncio.create_task(self.alerter.run(), name="alerter"),
@@ -118,12 +129,15 @@ class DeliveryService:
             )
         finally:
             unsubscribe()
+            stop_listening()
             self.monitor.request_stop()
             self.alerter.request_stop()
             self.campaigns.request_stop()
             self.mailbox_watcher.request_stop()
             self.delivery_prober.request_stop()
             for result in await asyncio.gather(*watching, return_exceptions=True):
+                if isinstance(result, DiskFullError):
+                    continue  # the engine said it, once
                 if isinstance(result, BaseException):
                     log.error("a companion of the engine failed: %s", result)
 

@@ -32,6 +32,7 @@ from desktop_app.core.campaigns.manager import CampaignManager
 from desktop_app.core.campaigns.runner import CampaignRunner
 from desktop_app.core.change_feed import ChangeFeed
 from desktop_app.core.delivery.engine import DeliveryEngine
+from desktop_app.core.disk_space import DiskReserve
 from desktop_app.core.errors import (
     DuplicateProviderError,
     KeyringUnavailableError,
@@ -263,6 +264,8 @@ class Workspace:
             events,
             exclusive=exclusive,
             board=board,
+            # Room for the outcomes in flight should the disk fill up (core/disk_space.py).
+            reserve=DiskReserve(self.data_dir),
         )
 
     def create_provider_board(self, events: EventSink) -> ProviderStateBoard:

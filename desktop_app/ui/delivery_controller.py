@@ -9,7 +9,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from desktop_app.core.delivery.engine import DeliveryEngine
-from desktop_app.core.errors import AlreadyRunningError
+from desktop_app.core.errors import AlreadyRunningError, DiskFullError
 from desktop_app.core.health.monitor import HealthMonitor
 from desktop_app.core.instance_lock import InstanceLock
 from desktop_app.core.service import DeliveryService
@@ -32,11 +32,14 @@ class DeliveryController(QObject):
             takes over within TAKEOVER_POLL_MS of the other one letting go). Paused while
             watching means: do not take over until started again.
         failed(str): the engine stopped on an error; the text says why.
+        disk_full(str): the engine stopped cleanly because the disk holding the data folder
+            is full; the text names the file system and the file (issue 14).
         took_over(str): a watching window got the lock and is now sending; the text says so.
     """
 
     state_changed = Signal(str)
     failed = Signal(str)
+    disk_full = Signal(str)
     took_over = Signal(str)
 
     def __init__(self, workspace: Workspace, bridge: CoreBridge, parent: QObject | None = None):
@@ -158,6 +161,10 @@ class DeliveryController(QObject):
         self._service = None
         self._lock.release()
         self._set_state("stopped")
+        if isinstance(error, DiskFullError):
+            # Not a failure to show and forget: it holds until there is room again.
+            self.disk_full.emit(f"Sending stopped: {error}")
+            return
         self.failed.emit(f"Sending stopped: {error}")
 
     def _set_state(self, state: str) -> None:

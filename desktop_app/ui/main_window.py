@@ -192,6 +192,7 @@ class MainWindow(QMainWindow):
         # The toolbar said "Pause sending" next to "Stopped" until the first change.
         self._show_controller_state(controller.state)
         controller.failed.connect(self.show_problem)
+        controller.disk_full.connect(self.show_disk_full)
         controller.took_over.connect(self._on_controller_took_over)
         self.providers.providers_changed.connect(self._on_providers_changed)
         self.lists.lists_changed.connect(self.campaigns.reload)
@@ -279,7 +280,7 @@ class MainWindow(QMainWindow):
         self.tray.set_health(health, health_detail(health, waiting, states))
 
     def _show_banner(self, text: str) -> None:
-        if text and self.banner.property("problem"):
+        if self.banner.property("disk_full") or (text and self.banner.property("problem")):
             return  # a problem the user must read stays until they act
         self.banner.setText(text)
         self.banner.setVisible(bool(text))
@@ -287,6 +288,10 @@ class MainWindow(QMainWindow):
     @Slot(str)
     def show_problem(self, text: str) -> None:
         """A clear message in the window; the app keeps running."""
+        if self.banner.property("disk_full"):
+            # The full disk is why sending stopped and stays the banner; this goes below.
+            self.statusBar().showMessage(text, PROBLEM_MS)
+            return
         self.banner.setProperty("problem", True)
         self.banner.setText(text)
         self.banner.setVisible(True)
@@ -294,6 +299,21 @@ class MainWindow(QMainWindow):
         # One timer, restarted: a singleShot per problem let an older one clear the flag of
         # a newer problem early, and fired into a deleted window after it closed.
         self._problem_timer.start()
+
+    @Slot(str)
+    def show_disk_full(self, text: str) -> None:
+        """Sending stopped on a full disk: one banner that stays (no dialog, no timer).
+
+        Every writer meets a full disk at once, and again on each try to start sending;
+        each time the same banner gets the newest text (the free space), never a second
+        banner or a dialog (issue 14). It goes when sending starts again.
+        """
+        self._problem_timer.stop()
+        self.banner.setProperty("problem", True)
+        self.banner.setProperty("disk_full", True)
+        self.banner.setText(f"{text}. Start sending again once there is room.")
+        self.banner.setVisible(True)
+        self.statusBar().clearMessage()
 
     def _on_problem_timer_timeout(self) -> None:
         self.banner.setProperty("problem", False)
@@ -310,6 +330,10 @@ class MainWindow(QMainWindow):
 
     @Slot(str)
     def _on_controller_state_changed(self, state: str) -> None:
+        if state == "sending" and self.banner.property("disk_full"):
+            # Started again (there may be room now): a full disk again says so again.
+            self.banner.setProperty("disk_full", False)
+            self.banner.setProperty("problem", False)
         if state != "sending" and self._notice_timer.isActive():
             self._notice_timer.stop()  # "Took over sending" would now be wrong
             self.statusBar().clearMessage()

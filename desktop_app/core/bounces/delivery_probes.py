@@ -27,6 +27,7 @@ from email.utils import format_datetime, make_msgid
 
 from desktop_app.core.compose import WIRE_POLICY
 from desktop_app.core.delivery.smtp_connection import SmtpConnection, SmtpFailure
+from desktop_app.core.disk_space import log_failure
 from desktop_app.core.events import DeliveryProbeLost, EventSink
 from desktop_app.core.health import maintenance
 from desktop_app.core.models import OutcomeClass, ProviderConfig
@@ -115,7 +116,7 @@ class DeliveryProber:
             try:
                 await self.check()
             except Exception:  # a bad round must not end probing for the session
-                log.exception("delivery probe round failed")
+                log_failure(log, "delivery probe round failed")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self._check_seconds)
 

@@ -23,6 +23,7 @@ from imapclient.exceptions import IMAPClientError
 from desktop_app.core.bounces.checker import MailboxChecker
 from desktop_app.core.bounces.imap_session import MailboxError, close_mailbox, server_words
 from desktop_app.core.bounces.mailboxes import MailboxConfig
+from desktop_app.core.disk_space import log_failure
 from desktop_app.core.events import BouncesRecorded, Event, EventSink, MailboxStatusChanged
 from desktop_app.core.storage.bounces import Applied
 
@@ -67,7 +68,7 @@ class MailboxWatcher:
                     configs = await asyncio.to_thread(self._checker.mailboxes.all)
                     self._reconcile(configs)
                 except Exception:  # the database was busy: try again at the next reload
-                    log.exception("could not read the mailbox settings")
+                    log_failure(log, "could not read the mailbox settings")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop.wait(), RELOAD_SECONDS)
         finally:
@@ -127,7 +128,7 @@ class MailboxWatcher:
                 stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
             except Exception:  # a bug must not kill the watcher for the whole session
-                log.exception("mailbox %s: unexpected error", mailbox.name)
+                log_failure(log, "mailbox %s: unexpected error", mailbox.name)
                 stop.wait(backoff)
                 backoff = min(backoff * 2, MAX_BACKOFF)
             finally:

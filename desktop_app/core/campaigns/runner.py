@@ -23,6 +23,7 @@ from desktop_app.core.campaigns.lifecycle import CampaignState
 from desktop_app.core.campaigns.message import CampaignSettings
 from desktop_app.core.campaigns.render_pool import RenderPool
 from desktop_app.core.campaigns.rendering import campaign_settings
+from desktop_app.core.disk_space import log_failure
 from desktop_app.core.events import BouncesRecorded, CampaignChanged, Event, EventSink
 from desktop_app.core.models import MessageState
 from desktop_app.core.secrets import SecretStore
@@ -101,7 +102,7 @@ class CampaignRunner:
                 try:
                     busy = await self.tick()
                 except Exception:  # a bad tick must not end campaigns for this session
-                    log.exception("campaign runner tick failed")
+                    log_failure(log, "campaign runner tick failed")
                     busy = False
                 if busy:
                     await asyncio.sleep(0)  # more to render: go on, letting others run

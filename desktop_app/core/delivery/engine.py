@@ -49,6 +49,8 @@ from desktop_app.core.delivery.smtp_connection import (
     SmtpFailure,
     TransactionResult,
 )
+from desktop_app.core.disk_space import DiskReserve
+from desktop_app.core.errors import DiskFullError
 from desktop_app.core.events import (
     AttemptRecorded,
     EngineStatusChanged,
@@ -142,6 +144,10 @@ class _Rerouted(Exception):
     """The chosen provider's breaker opened before it was contacted: choose again."""
 
 
+class _Stopped(Exception):
+    """The disk is full: this message goes no further (its lease is recovered next start)."""
+
+
 class _GiveBack(Exception):
     """A message goes back to the outbox untried (rate quota far away)."""
 
@@ -164,6 +170,7 @@ class DeliveryEngine:
         exclusive: bool = True,
         helo_name: str | None = None,
         board: ProviderStateBoard | None = None,
+        reserve: DiskReserve | None = None,
     ) -> None:
         self._outbox = outbox
         self._providers = providers
@@ -187,6 +194,10 @@ class DeliveryEngine:
         self.running = False
         #: Why an ``until_idle`` run ended with mail still waiting (None: it did not).
         self.stuck: str | None = None
+        #: The full disk that stopped this engine (``run`` raises it once stopped cleanly).
+        self.disk_full: DiskFullError | None = None
+        # Room kept while running for the outcomes in flight when the disk fills up.
+        self._reserve = reserve
         self._pending_work: Callable[[], int] = outbox.pending_count
         self._companions_busy: Callable[[], bool] = lambda: False
         # The provider-state home: this engine reports breakers, sends, quota and
@@ -208,6 +219,21 @@ class DeliveryEngine:
     def request_stop(self) -> None:
         self._stop_requested = True
         self._wake.set()
+
+    def stop_for_disk_full(self, problem: DiskFullError) -> None:
+        """The disk is full (seen by any writer, loop thread): stop once, cleanly.
+
+        Every delivery task, the journal and the companions meet the same full disk within
+        moments; one warning is logged and one status published, not a traceback each
+        (issue 14). Nothing new goes on the wire; transactions already there finish, and
+        their outcomes go into the room the disk reserve leaves.
+        """
+        if self.disk_full is not None:
+            return
+        self.disk_full = problem
+        log.warning("sending stops: %s", problem)
+        self._publish_status(f"stopping: {problem}")
+        self.request_stop()
 
     def follow_changes(self) -> None:
         """A change feed will call ``on_changes``: no re-reads of providers on a timer."""
@@ -258,29 +284,41 @@ class DeliveryEngine:
             self._companions_busy = companions_busy
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="outbox-db")
         self._journal = Journal(
-            self._outbox, self.owner, self._executor, lease_seconds=LEASE_SECONDS
+            self._outbox,
+            self.owner,
+            self._executor,
+            lease_seconds=LEASE_SECONDS,
+            on_full=self._make_room,
         )
         self._journal.start()
         self.running = True
         try:
-            await self.reload()
-            report = await self._db(
-                self._outbox.recover_stale_leases,
-                self.owner,
-                self._options.ambiguous_policy,
-                exclusive=self._exclusive,
-            )
-            if report.requeued or report.unknown:
-                log.warning(
-                    "recovered %d interrupted messages (%d queued again, %d possibly sent)",
-                    report.requeued + report.unknown,
-                    report.requeued,
-                    report.unknown,
+            try:
+                if self._reserve is not None:
+                    await self._db(self._reserve.ensure)
+                await self.reload()
+                report = await self._db(
+                    self._outbox.recover_stale_leases,
+                    self.owner,
+                    self._options.ambiguous_policy,
+                    exclusive=self._exclusive,
                 )
-            self._publish_status("started")
-            await self._dispatch(until_idle)
+                if report.requeued or report.unknown:
+                    log.warning(
+                        "recovered %d interrupted messages (%d queued again, %d possibly sent)",
+                        report.requeued + report.unknown,
+                        report.requeued,
+                        report.unknown,
+                    )
+                self._publish_status("started")
+                await self._dispatch(until_idle)
+            except DiskFullError as problem:  # a claim, a reload, recovery at start...
+                self.stop_for_disk_full(problem)
         finally:
             await self._shutdown(drain_timeout)
+        if self.disk_full is not None:
+            # Stopped cleanly; the caller (``relaydesk run``, the window) says why, once.
+            raise self.disk_full
 
     async def _dispatch(self, until_idle: bool) -> None:
         next_reload = time.monotonic() + RELOAD_SECONDS
@@ -419,6 +457,8 @@ class DeliveryEngine:
             await self._journal.close()
         if self._executor is not None:
             self._executor.shutdown(wait=True)
+        if self._reserve is not None:
+            self._reserve.discard()  # made again at the next start: no file left behind
         self.running = False
         self._publish_status("stopped")
 
@@ -526,6 +566,12 @@ class DeliveryEngine:
         except asyncio.CancelledError:
             self._after_commit.pop(message.outbox_id, None)
             raise
+        except (DiskFullError, _Stopped) as exc:
+            # No traceback and no give-back (that write would fail the same way): the
+            # lease is recovered at the next start by the crash-recovery rules.
+            self._after_commit.pop(message.outbox_id, None)
+            if isinstance(exc, DiskFullError):
+                self.stop_for_disk_full(exc)
         except Exception as exc:
             self._after_commit.pop(message.outbox_id, None)  # what they announce never committed
             log.exception("delivery of outbox message %d failed unexpectedly", message.outbox_id)
@@ -611,6 +657,24 @@ class DeliveryEngine:
             )
             await self._finish(message, transition, [finished], provider_name=lane.config.name)
             return
+
+    async def _withdraw_unsent(self, message: OutboxMessage, number: int) -> None:
+        """Take back the attempt row of a message the disk-full stop kept off the wire.
+
+        If even that does not fit, the row stays open: the next start takes the message for
+        possibly sent (``unknown``) and, under the ``retry`` policy, sends it then.
+        """
+        try:
+            await self._journal_write(withdrawn=[AttemptWithdrawn(message.outbox_id, number)])
+        except DiskFullError:
+            pass
+
+    async def _make_room(self, problem: DiskFullError) -> bool:
+        """The journal's commit failed for want of space: stop, and free the reserve."""
+        self.stop_for_disk_full(problem)
+        if self._reserve is None:
+            return False
+        return await self._db(self._reserve.release)
 
     async def _give_back(
         self,
@@ -723,6 +787,10 @@ class DeliveryEngine:
         carried: list[AttemptFinished],
     ) -> TransactionResult:
         """One try through one provider; the lane's reservation is released on the way out."""
+        if self.disk_full is not None:
+            lane.reserved -= 1
+            self._wake.set()
+            raise _Stopped  # nothing written, nothing sent: queued again at the next start
         started_at = time.time()
         started = AttemptStarted(
             outbox_id=message.outbox_id,
@@ -782,6 +850,11 @@ class DeliveryEngine:
                         await self._journal_write(started=[started], finished=carried)
                         while not lane.limiter.try_acquire():
                             await asyncio.sleep(max(lane.limiter.delay(), 0.001))
+                if self.disk_full is not None:
+                    # The disk filled up while this one waited: its outcome might not fit,
+                    # so it does not go on the wire (the next run sends it, once).
+                    await self._withdraw_unsent(message, number)
+                    raise _Stopped
                 result = await connection.send(
                     message.envelope_from, message.recipients, message.raw
                 )
@@ -906,7 +979,11 @@ class DeliveryEngine:
         task.add_done_callback(self._background.discard)
 
     async def _wake_waiting(self) -> None:
-        woken = await self._db(self._outbox.wake_waiting_for_provider)
+        try:
+            woken = await self._db(self._outbox.wake_waiting_for_provider)
+        except DiskFullError as problem:  # a background task: nobody else would see it
+            self.stop_for_disk_full(problem)
+            return
         if woken:
             log.info("a provider is back: %d waiting messages are due now", woken)
             self._wake.set()

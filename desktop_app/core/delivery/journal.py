@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Connection
 
+from desktop_app.core.errors import DiskFullError
 from desktop_app.core.models import OutboxMessage
 from desktop_app.core.storage.outbox import (
     AttemptFinished,
@@ -50,8 +51,12 @@ class Journal:
         executor: concurrent.futures.Executor,
         *,
         lease_seconds: float = 300.0,
+        on_full: Callable[[DiskFullError], Awaitable[bool]] | None = None,
     ) -> None:
         self._lease_seconds = lease_seconds
+        # Told when a commit fails for want of space; True when it made room (the engine's
+        # disk reserve), and the batch is then tried once more without its claim.
+        self._on_full = on_full
         self._outbox = outbox
         self._owner = owner
         self._executor = executor
@@ -100,7 +105,6 @@ class Journal:
         return await waiter
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
         while True:
             await self._wakeup.wait()
             # Let the deliveries that are runnable right now add their entries too: one
@@ -112,7 +116,7 @@ class Journal:
                 continue
             self._busy = True
             try:
-                await loop.run_in_executor(self._executor, self._commit, batch)
+                await self._commit_or_make_room(batch)
             except Exception as exc:
                 for waiter in batch.waiters:
                     if not waiter.done():
@@ -128,6 +132,20 @@ class Journal:
                     batch.claim_waiter.set_result(batch.claimed)
             finally:
                 self._busy = False
+
+    async def _commit_or_make_room(self, batch: _Batch) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._executor, self._commit, batch)
+        except DiskFullError as exc:
+            # The disk is full. The engine stops taking work; what this batch holds (above
+            # all the outcomes of mail already on the wire, which the next run would send
+            # again if they were lost) gets one more try in the room the reserve leaves.
+            # Not the claim: no new mail is leased now (its waiter gets none).
+            if self._on_full is None or not await self._on_full(exc):
+                raise
+            batch.claim = 0
+            await loop.run_in_executor(self._executor, self._commit, batch)
 
     def _commit(self, batch: _Batch) -> None:
         if self._connection is None:

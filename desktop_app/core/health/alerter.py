@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from desktop_app.core.compose import build_message
+from desktop_app.core.disk_space import log_failure
 from desktop_app.core.events import (
     AlertRaised,
     AlertResolved,
@@ -170,7 +171,7 @@ class Alerter:
             try:
                 await self.check()
             except Exception:
-                log.exception("alert check failed")
+                log_failure(log, "alert check failed")
             try:
                 await asyncio.wait_for(self._stop.wait(), timeout=self._check_seconds)
             except TimeoutError:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from desktop_app.core.delivery.smtp_connection import NO_PASSWORD_DETAIL
+from desktop_app.core.disk_space import log_failure
 from desktop_app.core.errors import KeyringUnavailableError
 from desktop_app.core.events import (
     AttemptRecorded,
@@ -474,7 +475,7 @@ class HealthMonitor:
             try:
                 await self._db(self._write, pending, statuses)
             except Exception:
-                log.exception("could not write health history; keeping it for the next try")
+                log_failure(log, "could not write health history; keeping it for the next try")
                 self._pending.probes[:0] = pending.probes
                 self._pending.incidents[:0] = pending.incidents
                 for key, delta in pending.deltas.items():
@@ -508,13 +509,13 @@ class HealthMonitor:
         try:
             await self._db(self._health.roll_up_hours, hour - 2 * HOUR, hour + HOUR)
         except Exception:
-            log.exception("hourly health rollup failed")
+            log_failure(log, "hourly health rollup failed")
 
     async def _prune(self) -> None:
         try:
             report = await self._db(self._health.prune, self._clock())
         except Exception:
-            log.exception("pruning health history failed")
+            log_failure(log, "pruning health history failed")
             return
         if any(report.deleted.values()):
             log.info("pruned health history: %s", report.deleted)

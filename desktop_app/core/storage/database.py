@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,7 +21,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session
 
-from desktop_app.core.errors import DatabaseCorruptError, DatabaseLockedError, EnvironmentProblem
+from desktop_app.core.errors import (
+    DatabaseCorruptError,
+    DatabaseLockedError,
+    DiskFullError,
+    EnvironmentProblem,
+)
 from desktop_app.core.storage.dialect import (
     WRITE_OPTION,
     configure_engine,
@@ -42,6 +47,22 @@ class Database:
         self.engine = engine
         self.location = location
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
+        self._disk_full_listeners: list[Callable[[DiskFullError], None]] = []
+
+    def on_disk_full(self, listener: Callable[[DiskFullError], None]) -> Callable[[], None]:
+        """Call ``listener`` (on the failing writer's thread) whenever a write finds the
+        disk full, whoever wrote; returns the function that stops it.
+
+        The delivery service listens, so a full disk met by the health monitor, the
+        alerter or the window stops the engine just as one met by its journal does.
+        """
+        self._disk_full_listeners.append(listener)
+
+        def stop() -> None:
+            if listener in self._disk_full_listeners:
+                self._disk_full_listeners.remove(listener)
+
+        return stop
 
     @classmethod
     def open_file(cls, path: Path) -> Database:
@@ -115,6 +136,9 @@ class Database:
             problem = translate_database_error(exc, self.location)
             if problem is None:
                 raise
+            if isinstance(problem, DiskFullError):
+                for listener in list(self._disk_full_listeners):
+                    listener(problem)
             raise problem from exc
 
     def upgrade(self, revision: str = "head") -> None:

@@ -12,12 +12,14 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Select, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DatabaseError, DBAPIError, OperationalError
 
+from desktop_app.core.disk_space import disk_full, nearly_full
 from desktop_app.core.errors import DatabaseCorruptError, DatabaseLockedError, EnvironmentProblem
 
 #: Environment variable that overrides the busy timeout below (milliseconds, a whole
@@ -119,10 +121,29 @@ def translate_database_error(exc: DatabaseError, location: str) -> EnvironmentPr
             f"the database {location} is damaged ({text}); restore it from a backup "
             "or move it aside to start fresh"
         )
+    full = _disk_full(exc, lowered, location)
+    if full is not None:
+        return full
     if isinstance(exc, OperationalError) and (
         "unable to open" in lowered or "readonly" in lowered or "disk" in lowered
     ):
         return EnvironmentProblem(f"cannot write the database {location}: {text}")
+    return None
+
+
+def _disk_full(exc: DatabaseError, lowered: str, location: str) -> EnvironmentProblem | None:
+    """SQLITE_FULL, or an I/O error next to a (nearly) full disk: which disk, in one line.
+
+    SQLite reports a write that found no room as "database or disk is full", but a ``-shm``
+    it cannot grow (opening a database on a full disk) as "disk I/O error"; the free space
+    next to the file tells that one apart from a failing disk. A PostgreSQL location is a
+    URL, not a path here: its server reports its own disk.
+    """
+    if "://" in location or not isinstance(exc, OperationalError):
+        return None
+    path = Path(location)
+    if "database or disk is full" in lowered or ("disk i/o error" in lowered and nearly_full(path)):
+        return disk_full(path)
     return None
 
 
