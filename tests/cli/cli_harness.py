@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +62,14 @@ class Relaydesk:
     def database(self) -> Path:
         return self.data_dir / DATABASE_FILENAME
 
-    def __call__(self, *args: str, stdin: str = "", env: dict[str, str] | None = None) -> Run:
+    def __call__(
+        self,
+        *args: str,
+        stdin: str = "",
+        env: dict[str, str] | None = None,
+        memory_limit: int | None = None,
+    ) -> Run:
+        """``memory_limit``: bytes of address space for the command (``ulimit -v``)."""
         result = subprocess.run(
             [sys.executable, "-m", "desktop_app", "--data-dir", str(self.data_dir), *args],
             input=stdin,
@@ -70,6 +79,7 @@ class Relaydesk:
             env={**self.env, **(env or {})},
             timeout=120,
             check=False,
+            preexec_fn=None if memory_limit is None else _limit_memory(memory_limit),
         )
         return Run(tuple(args), result.returncode, result.stdout, result.stderr)
 
@@ -118,3 +128,12 @@ class Relaydesk:
     def provider_names(self) -> list[str]:
         """What the providers table holds, read without the CLI (cheap, and independent)."""
         return [row["name"] for row in self._rows("providers")]
+
+
+def _limit_memory(size: int) -> Callable[[], None]:
+    """What the child runs before ``exec``: cap its address space at ``size`` bytes."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (size, size))
+
+    return limit

@@ -149,6 +149,37 @@ def test_a_template_error_is_one_line_and_nothing_is_queued(
 
 
 @pytest.mark.parametrize(
+    ("template", "limit"),
+    [
+        ("{{ '%999999999s'|format('x') }}", "more than the 10,000 a template may use"),
+        (
+            "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+            "steps (loop turns and calls), the limit for one message",
+        ),
+    ],
+)
+def test_a_hostile_template_is_refused_in_one_line_naming_the_limit(
+    relaydesk: Relaydesk, readers: Path, tmp_path: Path, template: str, limit: str
+) -> None:
+    # Issue 14: these took 4.9 GB (a MemoryError traceback under ulimit -v 3000000) or ran
+    # for as long as they were let. The same ulimit here: memory is where they failed.
+    body = tmp_path / "hostile.txt"
+    body.write_text(template, encoding="utf-8")
+    relaydesk.ok(
+        "campaign", "create", "winter", "--list", "readers", "--from", "news@example.com",
+        "--subject", "Hi", "--text-file", str(body),
+        "--unsubscribe-mailto", "unsubscribe@example.com",
+    )  # fmt: skip
+    three_gb = 3_000_000_000
+    for command in ("preview", "send"):
+        error = relaydesk.fails("campaign", command, "winter", memory_limit=three_gb)
+        assert error.startswith("text template, line 1: ") and limit in error, error
+    assert relaydesk.json("campaign", "list", "--json")[0]["state"] == "draft"
+    assert relaydesk.json("outbox")["queued"] == 0
+    assert relaydesk.outbox_rows() == []
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
         (("campaign", "send", "nope"), "no campaign named 'nope'"),

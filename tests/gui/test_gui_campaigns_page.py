@@ -184,6 +184,27 @@ def test_a_campaign_is_written_with_a_live_preview(
     assert cell(page, "Spring", CampaignsModel.LIST) == "Readers"
 
 
+def test_a_hostile_template_in_the_live_preview_is_stopped_by_its_limit(
+    qtbot: QtBot, page: CampaignsPage
+) -> None:
+    # Issue 14: the live preview runs under the same limits as the send; the window goes on.
+    editor = open_editor(qtbot, page)
+    qtbot.keyClicks(editor.subject_edit, "Hi")
+    editor.html_edit.setPlainText(
+        "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
+    )
+    qtbot.waitUntil(lambda: "steps" in editor.preview.error_text(), timeout=WAIT_MS)
+    assert "the limit for one message" in editor.preview.error_text()
+    editor.html_edit.setPlainText("<p>{{ '%999999999s'|format('x') }}</p>")
+    qtbot.waitUntil(
+        lambda: "more than the 10,000 a template may use" in editor.preview.error_text(),
+        timeout=WAIT_MS,
+    )
+    editor.html_edit.setPlainText("<p>Hi {{ first_name }}</p>")
+    qtbot.waitUntil(lambda: editor.preview.error_text() == "", timeout=WAIT_MS)
+    assert "Hi Ann" in editor.preview.html_view.toPlainText()
+
+
 def test_editing_keeps_headers_and_attachments(
     qtbot: QtBot, page: CampaignsPage, workspace: Workspace, tmp_path: Path
 ) -> None:

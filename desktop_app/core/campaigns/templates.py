@@ -20,8 +20,13 @@ from typing import Any
 
 import jinja2
 from jinja2 import StrictUndefined
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from desktop_app.core.campaigns.template_limits import (
+    MAX_RENDERED_LENGTH,
+    BoundedSandbox,
+    TemplateLimitError,
+    render_budget,
+)
 from desktop_app.core.errors import HeaderInjectionError, UserInputError
 from desktop_app.core.validation import check_no_line_breaks, nul_position
 
@@ -97,7 +102,14 @@ class CompiledTemplates:
         )
 
     def render(self, context: Mapping[str, Any]) -> RenderedContent:
-        """Render every part for one recipient, or raise ``TemplateError``."""
+        """Render every part for one recipient, or raise ``TemplateError``.
+
+        All parts share one budget (template_limits.py): the limits are per message.
+        """
+        with render_budget():
+            return self._render_parts(context)
+
+    def _render_parts(self, context: Mapping[str, Any]) -> RenderedContent:
         subject = _render("subject", self._subject, context).strip()
         try:
             check_no_line_breaks("subject", subject)
@@ -132,33 +144,9 @@ def check(template_set: TemplateSet, sample_context: Mapping[str, Any]) -> Rende
 
 # -- Jinja2 plumbing ----------------------------------------------------------------------
 
-#: Longest string or sequence a template may build with * (a mail body is far smaller).
-MAX_REPEAT_LENGTH = 1_000_000
-#: Longest rendered part: one campaign message must not eat the machine's memory.
-MAX_RENDERED_LENGTH = 5_000_000
-
-
-class _BoundedSandbox(ImmutableSandboxedEnvironment):
-    """The sandbox, plus a cap on ``'x' * 10**9`` and ``2 ** 10**9`` (memory and CPU)."""
-
-    intercepted_binops = frozenset(["*", "**"])
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(right, int) and abs(right) > 1000:
-            raise OverflowError("exponent too large for a template")
-        if operator == "*":
-            for sequence, times in ((left, right), (right, left)):
-                if (
-                    isinstance(sequence, str | list | tuple)
-                    and isinstance(times, int)
-                    and len(sequence) * times > MAX_REPEAT_LENGTH
-                ):
-                    raise OverflowError("repetition too long for a template")
-        return super().call_binop(context, operator, left, right)
-
-
-_PLAIN = _BoundedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-_HTML = _BoundedSandbox(undefined=StrictUndefined, autoescape=True, keep_trailing_newline=True)
+# Every render runs under the limits of template_limits.py (steps, time, widths, sizes).
+_PLAIN = BoundedSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+_HTML = BoundedSandbox(undefined=StrictUndefined, autoescape=True, keep_trailing_newline=True)
 
 
 @functools.lru_cache(maxsize=32)
@@ -166,26 +154,26 @@ def _compile_cached(template_set: TemplateSet) -> CompiledTemplates:
     return CompiledTemplates(template_set)
 
 
-def _compile(env: jinja2.Environment, part: str, source: str) -> jinja2.Template:
+def _compile(env: BoundedSandbox, part: str, source: str) -> jinja2.Template:
     nul = nul_position(source)
     if nul is not None:
         raise TemplateError(part, nul[0], f"contains a NUL character (column {nul[1]})")
     try:
-        return env.from_string(source)
+        return env.compile_bounded(source)
     except jinja2.TemplateSyntaxError as error:
         raise TemplateError(part, error.lineno, error.message or "syntax error") from None
 
 
 def _render(part: str, template: jinja2.Template, context: Mapping[str, Any]) -> str:
     try:
-        rendered = template.render(context)
+        rendered = _generate(template, context)
+    except TemplateLimitError as error:
+        raise TemplateError(part, _template_line(error), str(error)) from None
     except jinja2.TemplateError as error:
         raise TemplateError(part, _template_line(error), str(error)) from None
     except Exception as error:  # user code: 1/0, "a" + 1, int("x") ...
         problem = f"{type(error).__name__}: {error}"
         raise TemplateError(part, _template_line(error), problem) from None
-    if len(rendered) > MAX_RENDERED_LENGTH:
-        raise TemplateError(part, None, f"renders to more than {MAX_RENDERED_LENGTH:,} characters")
     # NUL is illegal anywhere in a message (RFC 5322 section 2.3). A source holding one does
     # not compile, so it came from the data (a subscriber's field) or an escape such as
     # '\x00' in an expression: this recipient's message fails, with this as the reason.
@@ -198,6 +186,21 @@ def _render(part: str, template: jinja2.Template, context: Mapping[str, Any]) ->
             f"column {nul[1]}), which mail cannot carry",
         )
     return rendered
+
+
+def _generate(template: jinja2.Template, context: Mapping[str, Any]) -> str:
+    """The rendered text, stopped as soon as it grows past ``MAX_RENDERED_LENGTH``
+    (``render`` would first build it all)."""
+    pieces: list[str] = []
+    length = 0
+    for piece in template.generate(context):
+        length += len(piece)
+        if length > MAX_RENDERED_LENGTH:
+            raise TemplateLimitError(
+                f"renders to more than {MAX_RENDERED_LENGTH:,} characters, the limit for one part"
+            )
+        pieces.append(piece)
+    return "".join(pieces)
 
 
 def _template_line(error: BaseException) -> int | None:
