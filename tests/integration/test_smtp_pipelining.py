@@ -122,6 +122,31 @@ async def test_pipelined_and_sequential_transactions_decide_alike(
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("pipelining", [True, False])
+async def test_recipients_refused_before_a_lost_connection_are_refused_not_a_provider_failure(
+    scripted_smtp: ScriptedFactory, pipelining: bool
+) -> None:
+    # Found by the chaos benchmark: 550 to the only RCPT, then the server dropped the
+    # connection instead of answering the pipelined DATA. That was a provider failure at
+    # DATA, so the engine tried the 550'd recipient on the next provider (a wrong failover).
+    server = scripted_smtp()
+    seen = await transact(
+        server,
+        pipelining=pipelining,
+        rcpt_reply="550 5.1.1 no such user",
+        drop_instead_of=frozenset({"DATA"}),
+    )
+    assert (seen.outcome, seen.phase, seen.reply_code) == (
+        OutcomeClass.RECIPIENT_PERMANENT,
+        SmtpPhase.RCPT,
+        550,
+    )
+    assert seen.refused_permanently == RECIPIENTS
+    # Nothing taken in but the follow-up message, when the connection was still usable.
+    assert len(seen.server_took) == (1 if seen.still_connected else 0)
+
+
+@pytest.mark.asyncio
 async def test_the_table_rows_come_out_as_documented_when_pipelined(
     scripted_smtp: ScriptedFactory,
 ) -> None:

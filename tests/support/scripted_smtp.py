@@ -72,6 +72,9 @@ class Behaviour:
     disconnect_after_data: bool = False
     """Take the whole message, then drop the connection without replying to the final ``.``.
     The message is recorded with ``acknowledged=False``: the ambiguous window."""
+    drop_instead_of: frozenset[str] = frozenset()
+    """SMTP verbs (``"DATA"`` for its 354 or 503, ``"RSET"``...) never answered: the server
+    drops the connection where that reply would go, as a crashing server does."""
     delay_seconds: float = 0.0
     """Pause before every reply (greeting included) that ``delays`` does not name."""
     delays: Mapping[str, float] = field(default_factory=dict)
@@ -185,6 +188,9 @@ class _ScriptedSMTP(SMTP):
 
     async def push(self, status: str | bytes) -> None:
         await self.apply_reply_delay()
+        if self._current_command in self._owner.behaviour.drop_instead_of:
+            self.drop_connection()
+            return
         greeting = self._owner.behaviour.greeting_reply
         if self._current_command == GREETING and greeting and status_text(status).startswith("220"):
             status = greeting

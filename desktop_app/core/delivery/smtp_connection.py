@@ -397,6 +397,13 @@ class SmtpConnection:
             for index, reply in enumerate(replies):
                 if reply.code == 421 or (index == 0 and reply.code != 250):
                     raise SmtpFailure.from_reply(phase_of(index), reply.code, reply.text) from None
+            if len(replies) == expected - 1 and not any(
+                reply.code in (250, 251) for reply in replies[1:]
+            ):
+                # Every RCPT was answered, and refused, before the connection went: DATA's
+                # reply could deliver nothing, so the refusals decide. A 550 taken for a
+                # provider failure here would be tried on the next provider.
+                return [*replies, _NO_REPLY]
             raise SmtpFailure.from_exception(phase_of(len(replies)), exc) from None
         return replies
 
@@ -458,6 +465,10 @@ class SmtpConnection:
         if self._wire is not None:
             self._wire.close()
         self._client.close()
+
+
+#: Stands in for DATA's reply when the connection was lost before it came (see _exchange).
+_NO_REPLY = Reply(0, "no reply: the connection was lost")
 
 
 def _dot_stuffed(raw: bytes) -> bytes:
