@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from desktop_app.cli.contract import EXIT_OK, Streams
-from desktop_app.core.campaigns.message import Attachment
+from desktop_app.core.campaigns.message import Attachment, parse_header_lines
 from desktop_app.core.campaigns.report import REPORT_STATES, CampaignReport
 from desktop_app.core.campaigns.schedule import describe_time, parse_send_time
 from desktop_app.core.errors import UserInputError
@@ -170,13 +170,7 @@ def _read_template(path: Path | None) -> str | None:
 
 
 def _headers(lines: list[str]) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for line in lines:
-        name, colon, value = line.partition(":")
-        if not colon:
-            raise UserInputError(f"--header {line!r} must look like 'Name: value'")
-        headers[name.strip()] = value.strip()
-    return headers
+    return parse_header_lines(lines, label=lambda _number, line: f"--header {line!r}")
 
 
 def _attachment(path: Path) -> Attachment:

@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.core.campaigns.message import Attachment
+from desktop_app.core.campaigns.message import parse_header_lines as parse_custom_header_lines
 from desktop_app.core.campaigns.templates import RenderedContent, TemplateError
 from desktop_app.core.errors import UserInputError
 from desktop_app.core.storage.campaigns import Campaign, CampaignDraft
@@ -75,16 +76,10 @@ def placeholder_for(field: str) -> str:
 
 
 def parse_header_lines(text: str) -> dict[str, str]:
-    """``Name: value`` lines to a dict; the core validates names and values further."""
-    headers: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        name, colon, value = line.partition(":")
-        if not colon or not name.strip():
-            raise UserInputError(f"custom header line {number}: write it as 'Name: value'")
-        headers[name.strip()] = value.strip()
-    return headers
+    """The composer's ``Name: value`` box to headers (one-line ``UserInputError`` if not)."""
+    return parse_custom_header_lines(
+        text.splitlines(), label=lambda number, _line: f"custom header line {number}"
+    )
 
 
 def list_sample(workspace: Workspace, list_name: str) -> tuple[list[Subscriber], list[str]]:

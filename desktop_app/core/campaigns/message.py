@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.errors import HeaderParseError
@@ -23,6 +23,7 @@ from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
+from desktop_app.core.campaigns.csv_import import MAX_NAME_CHARS
 from desktop_app.core.campaigns.templates import (
     RenderedContent,
     TemplateSet,
@@ -154,7 +155,7 @@ def validate_campaign_settings(settings: CampaignSettings) -> None:
     """Check what does not depend on a recipient; raises a one-line ``UserInputError``."""
     validate_address("from", settings.from_address)
     if settings.from_name is not None:
-        check_no_line_breaks("from name", settings.from_name)
+        _check_display_name("from name", settings.from_name)
     if settings.reply_to is not None:
         validate_address("reply-to", settings.reply_to)
     if settings.unsubscribe_mailto is not None:
@@ -188,6 +189,29 @@ def validate_custom_headers(headers: Mapping[str, str]) -> list[tuple[str, str]]
             raise UserInputError(f"custom header {name!r} is longer than 900 characters")
         checked.append((name, value))
     return checked
+
+
+def parse_header_lines(lines: Iterable[str], *, label: Callable[[int, str], str]) -> dict[str, str]:
+    """``Name: value`` lines (the composer's box, ``--header``) to headers, in their order.
+
+    A name given twice is refused here, where the lines are still apart: a dict would keep
+    the last one silently. ``label(number, line)`` says where a bad line came from. Names
+    and values are checked further by :func:`validate_custom_headers`.
+    """
+    headers: dict[str, str] = {}
+    seen: dict[str, str] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        name, colon, value = line.partition(":")
+        name = name.strip()
+        if not colon or not name:
+            raise UserInputError(f"{label(number, line)}: write it as 'Name: value'")
+        if name.lower() in seen:
+            raise UserInputError(f"custom header {seen[name.lower()]!r} is given twice")
+        seen[name.lower()] = name
+        headers[name] = value.strip()
+    return headers
 
 
 def build_campaign_message(
@@ -292,9 +316,21 @@ def _set_header(message: EmailMessage, name: str, value: str | Address) -> None:
     check_no_line_breaks(name, str(message[name]))
 
 
+def _check_display_name(field_name: str, display_name: str) -> None:
+    """No line breaks, and no longer than a stored subscriber's name.
+
+    The email package writes a display name with no space in it on one header line, however
+    long: a 1,000-character one made a 1,001-octet line, over RFC 5322's 998. A name of at
+    most ``MAX_NAME_CHARS`` (200), quoted and escaped, stays far below.
+    """
+    check_no_line_breaks(field_name, display_name)
+    if len(display_name) > MAX_NAME_CHARS:
+        raise UserInputError(f"{field_name} is longer than {MAX_NAME_CHARS} characters")
+
+
 def _address_header(field_name: str, address: str, display_name: str | None) -> Address:
     if display_name is not None:
-        check_no_line_breaks(f"{field_name} name", display_name)
+        _check_display_name(f"{field_name} name", display_name)
     try:
         return Address(display_name=(display_name or "").strip(), addr_spec=address)
     except (HeaderParseError, ValueError, IndexError) as error:
