@@ -10,7 +10,9 @@ engine sends.
 The child is started with "spawn" on every platform (never fork: forking a process that
 runs Qt and an asyncio loop on other threads copies locks in whatever state they are in).
 It holds no state but compiled templates: if it dies, the batch is rendered again by a
-new one, and the database never saw half of it.
+new one, and the database never saw half of it. If the parent dies instead (killed, or
+crashed), the child exits too (``_exit_with_parent``): an orphan would otherwise wait on
+its queue for ever, and so would multiprocessing's resource tracker beside it.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import multiprocessing
+import os
+import threading
 from collections.abc import Sequence
 from concurrent.futures.process import BrokenProcessPool
 
@@ -72,7 +76,9 @@ class RenderPool:
     def _started(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._executor is None:
             self._executor = concurrent.futures.ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn")
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_exit_with_parent,
             )
         return self._executor
 
@@ -80,3 +86,22 @@ class RenderPool:
         executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _exit_with_parent() -> None:
+    """In the child: end this process as soon as the parent is gone.
+
+    The parent's end of the pool's queues is not closed by its death (the child holds
+    both ends of each pipe), so the child would never notice on its own. Waiting on the
+    parent's sentinel works on every platform (a pipe on POSIX, the process handle on
+    Windows).
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:  # not a multiprocessing child: nothing to watch
+        return
+
+    def watch() -> None:
+        parent.join()
+        os._exit(0)  # no cleanup to do: the child's only state is compiled templates
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
