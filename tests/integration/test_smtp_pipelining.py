@@ -121,21 +121,30 @@ async def test_pipelined_and_sequential_transactions_decide_alike(
     assert pipelined == sequential
 
 
+REFUSED_THEN_LOST = {
+    "DATA never answered": {"drop_instead_of": frozenset({"DATA"})},
+    # A server that says 354 with nobody to deliver to: the client ends the empty message
+    # with "." (RFC 2920 3.1), and the connection is lost there.
+    "354, then '.' never answered": {
+        "data_command_reply": "354 go ahead",
+        "drop_instead_of": frozenset({"."}),
+    },
+}
+
+
 @pytest.mark.asyncio
 @pytest.mark.parametrize("pipelining", [True, False])
+@pytest.mark.parametrize("lost", list(REFUSED_THEN_LOST))
 async def test_recipients_refused_before_a_lost_connection_are_refused_not_a_provider_failure(
-    scripted_smtp: ScriptedFactory, pipelining: bool
+    scripted_smtp: ScriptedFactory, pipelining: bool, lost: str
 ) -> None:
     # Found by the chaos benchmark: 550 to the only RCPT, then the server dropped the
-    # connection instead of answering the pipelined DATA. That was a provider failure at
-    # DATA, so the engine tried the 550'd recipient on the next provider (a wrong failover).
+    # connection where the pipelined DATA (or the "." after its 354) should be answered.
+    # That was a provider failure at DATA, so the engine tried the 550'd recipient on the
+    # next provider (a wrong failover).
+    behaviour = {"rcpt_reply": "550 5.1.1 no such user", **REFUSED_THEN_LOST[lost]}
     server = scripted_smtp()
-    seen = await transact(
-        server,
-        pipelining=pipelining,
-        rcpt_reply="550 5.1.1 no such user",
-        drop_instead_of=frozenset({"DATA"}),
-    )
+    seen = await transact(server, pipelining=pipelining, **behaviour)
     assert (seen.outcome, seen.phase, seen.reply_code) == (
         OutcomeClass.RECIPIENT_PERMANENT,
         SmtpPhase.RCPT,

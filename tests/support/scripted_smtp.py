@@ -72,6 +72,9 @@ class Behaviour:
     disconnect_after_data: bool = False
     """Take the whole message, then drop the connection without replying to the final ``.``.
     The message is recorded with ``acknowledged=False``: the ambiguous window."""
+    data_command_reply: str | None = None
+    """Reply to DATA itself, whatever the recipients: ``"354 go ahead"`` with every RCPT
+    refused is a server that takes an empty message (the final ``"."`` is then read)."""
     drop_instead_of: frozenset[str] = frozenset()
     """SMTP verbs (``"DATA"`` for its 354 or 503, ``"RSET"``...) never answered: the server
     drops the connection where that reply would go, as a crashing server does."""
@@ -200,6 +203,17 @@ class _ScriptedSMTP(SMTP):
             await super().push(status)
         if status_text(status).startswith("421") and self.transport is not None:
             self.transport.close()
+
+    async def smtp_DATA(self, arg: str) -> None:
+        reply = self._owner.behaviour.data_command_reply
+        if reply is None:
+            await super().smtp_DATA(arg)
+            return
+        await self.push(reply)
+        if reply.startswith("354"):
+            await self._reader.readuntil(b".\r\n")  # the empty message a client ends at once
+            self.begin_reply(END_OF_DATA)
+            await self.push("554 5.5.1 no valid recipients")
 
     def drop_connection(self) -> None:
         """Close the TCP connection at once, without a reply or a TLS close_notify."""

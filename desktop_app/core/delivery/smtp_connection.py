@@ -15,6 +15,7 @@ Security rules enforced here, whatever the server offers:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import ssl
 import time
@@ -312,8 +313,10 @@ class SmtpConnection:
         if not accepted:
             if data_reply is not None and data_reply.code == 354:
                 # A pipelining server that said yes to DATA with nobody to deliver to:
-                # end the empty message (RFC 2920 section 3.1) before resetting.
-                await self._step(wire, SmtpPhase.DATA_COMMAND, b".\r\n")
+                # end the empty message (RFC 2920 section 3.1) before resetting. If the
+                # connection goes there, the refusals still decide (reset() sees it).
+                with contextlib.suppress(SmtpFailure):
+                    await self._step(wire, SmtpPhase.DATA_COMMAND, b".\r\n")
             await self.reset()
             assert last_refusal is not None
             return TransactionResult(
