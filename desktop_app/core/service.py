@@ -113,6 +113,12 @@ class DeliveryService:
             await self.monitor.start()
         except Exception:
             log_failure(log, "the health monitor could not start; its run tries again")
+        # Before the engine's first event: an alert still open from the last run is not
+        # raised again, and repeats count from the last one, whatever the restarts.
+        try:
+            await self.alerter.restore()
+        except Exception:
+            log_failure(log, "the alert log could not be read; the alerter's run tries again")
         watching = [
             asyncio.create_task(self.monitor.run(), name="health-monitor"),
             asyncio.create_task(self.alerter.run(), name="alerter"),

@@ -20,7 +20,7 @@ from desktop_app.core.events import (
     ProviderHealthChanged,
 )
 from desktop_app.core.health.alert_rules import AlertRule
-from desktop_app.core.health.alerter import Alerter
+from desktop_app.core.health.alerter import UPTIME_MIN_WATCHED_SHARE, Alerter
 from desktop_app.core.models import RateLimits
 from desktop_app.core.service import DeliveryService
 from desktop_app.core.storage.alerts import AlertRepository
@@ -284,6 +284,29 @@ async def test_a_breaker_opening_alerts_once_until_it_closes(
     assert service.alerter.policy.is_armed(AlertRule.BREAKER_OPEN, "flaky")
 
 
+async def watch_an_hour_with_an_outage(
+    delivery: Delivery, server: ScriptedSMTPServer, clock: Clock, *, watched: float = 3600
+) -> None:
+    """``watched`` seconds of probes ending now, 75 s of them down (97.9 % over an hour)."""
+    clock.now = time.time() - watched
+    monitor = delivery.ws.create_monitor(delivery.events, clock=clock)
+    await monitor.start()
+    try:
+        await monitor.probe_all()
+        clock.now += watched / 6
+        server.stop()
+        await monitor.probe_all()
+        clock.now += 15
+        await monitor.probe_all()
+        clock.now += 60
+        server.start()
+        await monitor.probe_all()
+        clock.now = time.time()
+        await monitor.flush()
+    finally:
+        await monitor.close()
+
+
 @pytest.mark.asyncio
 async def test_a_day_under_the_uptime_target_alerts(
     delivery: Delivery, scripted_smtp: Callable[..., ScriptedSMTPServer]
@@ -292,30 +315,105 @@ async def test_a_day_under_the_uptime_target_alerts(
     delivery.add_provider("alpha", server.port)
     delivery.settings(health__uptime_target_percent="99.9")
     clock = Clock()
-    clock.now -= 3600
+    await watch_an_hour_with_an_outage(delivery, server, clock, watched=3700)
     alerter = alerter_for(delivery, clock)
-    monitor = delivery.ws.create_monitor(delivery.events, clock=clock)
-    await monitor.start()
-    try:
-        await monitor.probe_all()
-        clock.now += 600
-        server.stop()
-        await monitor.probe_all()
-        clock.now += 15
-        await monitor.probe_all()
-        clock.now += 60  # down 75 s of the hour watched: 97.9 %
-        server.start()
-        await monitor.probe_all()
-        clock.now = time.time()
-        await monitor.flush()
-    finally:
-        await monitor.close()
     await alerter.check()
     await alerter.check()
     await alerter.drain()
     (alert,) = raised(delivery.events, "uptime_below_target")
     assert alert.subject == "alpha"
     assert "below the 99.9% target" in alert.message
+
+
+@pytest.mark.asyncio
+async def test_uptime_waits_until_enough_of_the_day_was_watched(
+    delivery: Delivery, scripted_smtp: Callable[..., ScriptedSMTPServer]
+) -> None:
+    # Issue 16: "24 h uptime 0.000%" came 40 s after a provider was added. Under an hour
+    # watched (UPTIME_MIN_WATCHED_SHARE of the day), a low figure is no alert yet.
+    server = scripted_smtp()
+    delivery.add_provider("alpha", server.port)
+    clock = Clock()
+    await watch_an_hour_with_an_outage(delivery, server, clock, watched=0.9 * 3600)
+    alerter = alerter_for(delivery, clock)
+    await alerter.check()
+    await alerter.drain()
+    assert UPTIME_MIN_WATCHED_SHARE * 86400 == 3600
+    assert raised(delivery.events, "uptime_below_target") == []
+
+
+@pytest.mark.asyncio
+async def test_an_open_alert_is_raised_once_whatever_the_restarts(
+    delivery: Delivery, scripted_smtp: Callable[..., ScriptedSMTPServer]
+) -> None:
+    # Issue 16: the same provider got "uptime below target" 6 times in 15 minutes, once at
+    # every engine start. Four alerters in turn (a start and three restarts), one alert.
+    server = scripted_smtp()
+    delivery.add_provider("alpha", server.port)
+    clock = Clock()
+    await watch_an_hour_with_an_outage(delivery, server, clock, watched=3700)
+    for _start in range(4):
+        alerter = alerter_for(delivery, clock)
+        await alerter.check()
+        clock.now += 60
+        await alerter.check()
+        await alerter.drain()
+    assert len(raised(delivery.events, "uptime_below_target")) == 1
+    [logged] = AlertRepository(delivery.ws.database).recent()
+    assert logged.rule == "uptime_below_target" and logged.resolved_at is None
+
+
+@pytest.mark.asyncio
+async def test_repeats_wait_their_minutes_across_restarts(delivery: Delivery) -> None:
+    delivery.settings(alerts__repeat_minutes="15")
+    clock = Clock()
+    failover = FailoverHappened(outbox_id=1, from_provider="alpha", detail="421 busy")
+    first = alerter_for(delivery, clock)
+    await first.check()
+    first.publish(failover)
+    await first.drain()
+    assert len(raised(delivery.events, "failover")) == 1
+
+    clock.now += 5 * 60  # restarted five minutes later: the same failover is no news
+    second = alerter_for(delivery, clock)
+    await second.restore()
+    second.publish(failover)
+    await second.drain()
+    assert len(raised(delivery.events, "failover")) == 1
+
+    clock.now += 11 * 60  # 16 minutes after the first: a repeat is due
+    third = alerter_for(delivery, clock)
+    await third.check()
+    third.publish(failover)
+    await third.drain()
+    assert len(raised(delivery.events, "failover")) == 2
+
+
+@pytest.mark.asyncio
+async def test_alerts_about_a_deleted_or_disabled_provider_resolve(
+    delivery: Delivery, scripted_smtp: Callable[..., ScriptedSMTPServer]
+) -> None:
+    # Issue 16: alerts for a deleted provider never cleared.
+    alpha, bravo = scripted_smtp(), scripted_smtp()
+    delivery.add_provider("alpha", alpha.port)
+    delivery.add_provider("bravo", bravo.port)
+    clock = Clock()
+    await watch_an_hour_with_an_outage(delivery, alpha, clock, watched=3700)
+    bravo.stop()
+    alerter = alerter_for(delivery, clock)
+    alerter.publish(ProviderHealthChanged("bravo", "down", "connection refused"))
+    clock.now += 120
+    await alerter.check()
+    await alerter.drain()
+    assert {a.subject for a in delivery.events.of(AlertRaised)} == {"alpha", "bravo"}
+
+    delivery.ws.remove_provider("bravo")
+    delivery.ws.update_provider("alpha", {"enabled": False})
+    restarted = alerter_for(delivery, clock)  # a restart in between changes nothing
+    await restarted.check()
+    await restarted.drain()
+    assert {e.subject for e in delivery.events.of(AlertResolved)} == {"alpha", "bravo"}
+    assert all(a.resolved_at is not None for a in AlertRepository(delivery.ws.database).recent())
 
 
 @pytest.mark.asyncio

@@ -3,7 +3,8 @@
 Each (rule, subject) pair is armed at first. A condition that becomes true fires it once and
 disarms it; it is rearmed only when the condition has cleared (the provider is up again, the
 breaker closed, the backlog drained...). On top of that, the same pair never fires twice
-within ``repeat_seconds``, so a flapping provider does not flood anyone.
+within ``repeat_seconds``, so a flapping provider does not flood anyone. Both survive a
+restart: the alerter restores them from the alert log (``AlertPolicy.restore``).
 """
 
 from __future__ import annotations
@@ -118,6 +119,14 @@ class AlertPolicy:
         arming = self._arming.setdefault((rule, subject), _Arming())
         arming.armed = True
         arming.active_since = None
+
+    def restore(self, rule: AlertRule, subject: str, last_fired_at: float, *, open: bool) -> None:
+        """Take over what an earlier run raised: repeats count from ``last_fired_at``, and an
+        alert still ``open`` (its condition not seen clearing) does not fire again."""
+        arming = self._arming.setdefault((rule, subject), _Arming())
+        arming.last_fired_at = max(arming.last_fired_at or last_fired_at, last_fired_at)
+        if open:
+            arming.armed = False
 
     def is_armed(self, rule: AlertRule, subject: str) -> bool:
         return self._arming.get((rule, subject), _Arming()).armed

@@ -38,7 +38,7 @@ from desktop_app.core.health.alert_rules import (
     AlertPolicy,
     AlertRule,
 )
-from desktop_app.core.health.report import uptime_over
+from desktop_app.core.health.report import window_totals
 from desktop_app.core.health.rollup import DAY
 from desktop_app.core.models import BreakerState
 from desktop_app.core.settings import SettingsStore
@@ -57,6 +57,17 @@ _CLEARABLE = (
     AlertRule.UPTIME_BELOW_TARGET,
     AlertRule.QUOTA_EXHAUSTED,
 )
+#: Clearable rules about one provider: they resolve when it is deleted or disabled.
+_ABOUT_A_PROVIDER = (
+    AlertRule.PROVIDER_DOWN,
+    AlertRule.BREAKER_OPEN,
+    AlertRule.UPTIME_BELOW_TARGET,
+    AlertRule.QUOTA_EXHAUSTED,
+)
+#: Share of the 24 h window that must have been watched before its uptime can raise an
+#: alert: 40 seconds of data with one failed probe are not "a day below target". 1/24 is
+#: one hour of the day.
+UPTIME_MIN_WATCHED_SHARE = 1 / 24
 
 
 class Alerter:
@@ -91,6 +102,7 @@ class Alerter:
         self._down_since: dict[str, float] = {}
         self._quota_until: dict[str, float] = {}
         self._open: dict[tuple[AlertRule, str], int] = {}  # alert ids not yet resolved
+        self._restored = False  # the alert log's open alerts and repeat times taken over
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -198,8 +210,30 @@ class Alerter:
         """A change feed will call ``on_changes``: settings need not be read every check."""
         self._has_feed = True
 
+    async def restore(self) -> None:
+        """Take over the alert log: open alerts stay open (not raised again), and repeats
+        count from the last time each alert was raised, whatever restarts came between.
+        Done once, before the first check; events that come earlier are held to it too."""
+        if self._restored:
+            return
+        open_alerts, last_raised = await asyncio.to_thread(
+            lambda: (self._alerts.open_alerts(), self._alerts.last_raised())
+        )
+        self._restored = True
+        for (rule_name, subject), at in last_raised.items():
+            rule = _rule(rule_name)
+            if rule is not None:
+                self.policy.restore(rule, subject, at, open=False)
+        for alert in open_alerts:
+            rule = _rule(alert.rule)
+            if rule in _CLEARABLE:
+                assert rule is not None
+                self._open.setdefault((rule, alert.subject), alert.id)
+                self.policy.restore(rule, alert.subject, alert.raised_at, open=True)
+
     async def check(self) -> None:
         """Evaluate the rules about state over time (call every few seconds)."""
+        await self.restore()
         self.policy.options = options = await self._current_options()
         now = self._clock()
         for name, since in list(self._down_since.items()):
@@ -228,14 +262,25 @@ class Alerter:
             now,
             f"The oldest waiting message was queued {age / 60:.0f} min ago",
         )
-        providers = await asyncio.to_thread(self._providers.all)
+        providers = [p for p in await asyncio.to_thread(self._providers.all) if p.enabled]
+        # What an alert was about is gone (deleted) or out of the route (disabled): over.
+        watched = {provider.name for provider in providers}
+        for rule, subject in list(self._open):
+            if rule in _ABOUT_A_PROVIDER and subject not in watched:
+                self._down_since.pop(subject, None)
+                self._quota_until.pop(subject, None)
+                self._clear(rule, subject, now)
         for provider in providers:
             # The figure the table and `health --json` show as uptime_24h at this moment.
-            uptime = await asyncio.to_thread(uptime_over, self._health, provider.uid, DAY, now)
+            day = await asyncio.to_thread(
+                window_totals, self._health, provider.uid, DAY, now, histograms=False
+            )
+            uptime = day.uptime_percent()
+            enough = day.up_seconds + day.down_seconds >= UPTIME_MIN_WATCHED_SHARE * DAY
             self._condition(
                 AlertRule.UPTIME_BELOW_TARGET,
                 provider.name,
-                uptime is not None and uptime < options.uptime_target_percent,
+                enough and uptime is not None and uptime < options.uptime_target_percent,
                 now,
                 f"{provider.name}: 24 h uptime {uptime or 0:.3f}% is below the "
                 f"{options.uptime_target_percent:g}% target",
@@ -333,6 +378,14 @@ class Alerter:
         """Wait until every alert raised so far is stored (tests, shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def _rule(name: str) -> AlertRule | None:
+    """The rule an alert-log row names; None for one this version does not know."""
+    try:
+        return AlertRule(name)
+    except ValueError:
+        return None
 
 
 def _email_body(alert: Alert) -> str:

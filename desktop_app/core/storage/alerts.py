@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from desktop_app.core.storage.database import Database
 from desktop_app.core.storage.schema import AlertRow
@@ -63,6 +64,25 @@ class AlertRepository:
                 .values(resolved_at=at)
             )
 
+    def open_alerts(self) -> list[LoggedAlert]:
+        """Alerts not resolved yet, oldest first (what an alerter takes over at start)."""
+        with self._database.read() as connection:
+            rows = connection.execute(
+                select(AlertRow).where(AlertRow.resolved_at.is_(None)).order_by(AlertRow.id)
+            ).all()
+        return [_logged(r) for r in rows]
+
+    def last_raised(self) -> dict[tuple[str, str], float]:
+        """When each (rule, subject) last raised an alert: repeats are counted from there,
+        across restarts."""
+        with self._database.read() as connection:
+            rows = connection.execute(
+                select(AlertRow.rule, AlertRow.subject, func.max(AlertRow.raised_at)).group_by(
+                    AlertRow.rule, AlertRow.subject
+                )
+            ).all()
+        return {(rule, subject): float(at) for rule, subject, at in rows}
+
     def recent(self, limit: int = 200) -> list[LoggedAlert]:
         """The newest alerts first."""
         with self._database.read() as connection:
@@ -71,16 +91,17 @@ class AlertRepository:
                 .order_by(AlertRow.raised_at.desc(), AlertRow.id.desc())
                 .limit(limit)
             ).all()
-        return [
-            LoggedAlert(
-                id=r.id,
-                raised_at=r.raised_at,
-                rule=r.rule,
-                subject=r.subject,
-                severity=r.severity,
-                message=r.message,
-                resolved_at=r.resolved_at,
-                email_outbox_id=r.email_outbox_id,
-            )
-            for r in rows
-        ]
+        return [_logged(r) for r in rows]
+
+
+def _logged(r: Any) -> LoggedAlert:
+    return LoggedAlert(
+        id=r.id,
+        raised_at=r.raised_at,
+        rule=r.rule,
+        subject=r.subject,
+        severity=r.severity,
+        message=r.message,
+        resolved_at=r.resolved_at,
+        email_outbox_id=r.email_outbox_id,
+    )
