@@ -14,6 +14,7 @@ from pathlib import Path
 
 from desktop_app import __version__
 from desktop_app.cli import (
+    alert_commands,
     bounce_commands,
     campaign_commands,
     health_commands,
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     outbox_commands.register(commands)
     settings_commands.register(commands)
     health_commands.register(commands)
+    alert_commands.register(commands)
     list_commands.register(commands)
     campaign_commands.register(commands)
     bounce_commands.register(commands)

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, Slot
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import QHeaderView, QLabel, QTableView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
 
 from desktop_app.core.events import AlertRaised, AlertResolved
 from desktop_app.core.storage.alerts import AlertRepository, LoggedAlert
@@ -26,7 +35,17 @@ def _when(epoch: float | None) -> str:
 
 
 class AlertLogModel(FlatTableModel):
-    columns = ("Raised", "Severity", "Rule", "Provider", "Message", "Cleared", "Emailed")
+    columns = (
+        "Raised",
+        "Severity",
+        "Rule",
+        "Provider",
+        "Message",
+        "Cleared",
+        "Acknowledged",
+        "Emailed",
+    )
+    ACKNOWLEDGED = 6
 
     def __init__(self) -> None:
         super().__init__()
@@ -59,6 +78,14 @@ class AlertLogModel(FlatTableModel):
                 self.dataChanged.emit(index, index)
                 return
 
+    def replace_alert(self, alert: LoggedAlert) -> None:
+        """Show ``alert`` as it now is (acknowledged...), if the page has it."""
+        for row, shown in enumerate(self.alerts):
+            if shown.id == alert.id:
+                self.alerts[row] = alert
+                self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.columns) - 1))
+                return
+
     def data(
         self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole
     ) -> Any:
@@ -73,6 +100,7 @@ class AlertLogModel(FlatTableModel):
                 alert.subject,
                 alert.message,
                 _when(alert.resolved_at) if alert.resolved_at else "",
+                _when(alert.acknowledged_at) if alert.acknowledged_at else "",
                 "yes" if alert.email_outbox_id is not None else "",
             )[index.column()]
         if role == Qt.ItemDataRole.ForegroundRole and index.column() == 1:
@@ -84,7 +112,8 @@ class AlertLogModel(FlatTableModel):
 
 
 class AlertsPage(QWidget):
-    """Every alert raised, with when it cleared and whether it was emailed."""
+    """Every alert raised, with when it cleared, who acknowledged it and whether it was
+    emailed. "Acknowledge" says someone is on it (``relaydesk alerts ack ID`` too)."""
 
     def __init__(self, workspace: Workspace, bridge: CoreBridge, parent: QWidget | None = None):
         super().__init__(parent)
@@ -104,12 +133,60 @@ class AlertsPage(QWidget):
             "(alerts.*); alerts also show in the tray."
         )
         self.empty_note.setWordWrap(True)
+        self.acknowledge_button = QPushButton("Acknowledge")
+        self.acknowledge_button.setToolTip(
+            "Say someone is on it. The alert stays open until its condition clears and is "
+            "not raised again meanwhile."
+        )
+        self.acknowledge_button.setEnabled(False)
+        self.acknowledge_button.clicked.connect(self.acknowledge_selected)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.acknowledge_button)
+        buttons.addWidget(self.status, 1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.empty_note)
+        layout.addLayout(buttons)
         layout.addWidget(self.table, 1)
+        self.table.selectionModel().selectionChanged.connect(self._update_buttons)
+        self.model.modelReset.connect(self._update_buttons)
+        self.model.dataChanged.connect(self._update_buttons)
         bridge.alert_raised.connect(self._on_bridge_alert_raised)
         bridge.alert_resolved.connect(self._on_bridge_alert_resolved)
         self.reload()
+
+    def selected_alert(self) -> LoggedAlert | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.model.alerts[rows[0].row()] if rows else None
+
+    @Slot()
+    def _update_buttons(self, *_args: Any) -> None:
+        alert = self.selected_alert()
+        self.acknowledge_button.setEnabled(alert is not None and alert.acknowledged_at is None)
+
+    @Slot()
+    def acknowledge_selected(self) -> None:
+        alert = self.selected_alert()
+        if alert is None:
+            return
+        self.acknowledge_button.setEnabled(False)
+        self._bridge.call(
+            self._repository.acknowledge,
+            alert.id,
+            time.time(),
+            on_success=self._acknowledged,
+            on_error=self._acknowledge_failed,
+        )
+
+    def _acknowledged(self, alert: LoggedAlert) -> None:
+        self.model.replace_alert(alert)
+        self.status.setText(f"Acknowledged: {alert.message}")
+
+    def _acknowledge_failed(self, error: BaseException) -> None:
+        if not is_shutdown_error(error):
+            self.status.setText(f"Could not acknowledge the alert: {error}")
+        self._update_buttons()
 
     def reload(self) -> None:
         """Read the log off the GUI thread."""

@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 #: Rules whose alert stays "open" until its condition clears (then it is marked resolved).
 _CLEARABLE = (
     AlertRule.PROVIDER_DOWN,
+    AlertRule.FAILOVER,  # over once the provider is up again
     AlertRule.BREAKER_OPEN,
     AlertRule.BACKLOG_AGE,
     AlertRule.UPTIME_BELOW_TARGET,
@@ -60,6 +61,7 @@ _CLEARABLE = (
 #: Clearable rules about one provider: they resolve when it is deleted or disabled.
 _ABOUT_A_PROVIDER = (
     AlertRule.PROVIDER_DOWN,
+    AlertRule.FAILOVER,
     AlertRule.BREAKER_OPEN,
     AlertRule.UPTIME_BELOW_TARGET,
     AlertRule.QUOTA_EXHAUSTED,
@@ -128,6 +130,7 @@ class Alerter:
                 self._clear(AlertRule.PROVIDER_DOWN, event.provider_name, now)
                 if event.state == "up":
                     self.policy.rearm(AlertRule.FAILOVER, event.provider_name)
+                    self._resolve(AlertRule.FAILOVER, event.provider_name, now)
         elif isinstance(event, ProviderStateChanged):
             if event.breaker is BreakerState.OPEN:
                 self._raise(

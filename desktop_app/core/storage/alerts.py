@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, select, update
 
+from desktop_app.core.errors import UserInputError
 from desktop_app.core.storage.database import Database
 from desktop_app.core.storage.schema import AlertRow
 
@@ -23,6 +24,7 @@ class LoggedAlert:
     message: str
     resolved_at: float | None
     email_outbox_id: int | None
+    acknowledged_at: float | None = None
 
 
 class AlertRepository:
@@ -83,13 +85,28 @@ class AlertRepository:
             ).all()
         return {(rule, subject): float(at) for rule, subject, at in rows}
 
-    def recent(self, limit: int = 200) -> list[LoggedAlert]:
-        """The newest alerts first."""
+    def acknowledge(self, alert_id: int, at: float) -> LoggedAlert:
+        """Mark an alert as seen by someone (kept at the first time it was); the alert as
+        it now is. A one-line ``UserInputError`` for an id the log does not have."""
+        with self._database.write() as connection:
+            connection.execute(
+                update(AlertRow)
+                .where(AlertRow.id == alert_id, AlertRow.acknowledged_at.is_(None))
+                .values(acknowledged_at=at)
+            )
+            row = connection.execute(select(AlertRow).where(AlertRow.id == alert_id)).first()
+        if row is None:
+            raise UserInputError(f"no alert with id {alert_id}")
+        return _logged(row)
+
+    def recent(self, limit: int = 200, *, open_only: bool = False) -> list[LoggedAlert]:
+        """The newest alerts first; ``open_only``: those not cleared yet."""
+        query = select(AlertRow)
+        if open_only:
+            query = query.where(AlertRow.resolved_at.is_(None))
         with self._database.read() as connection:
             rows = connection.execute(
-                select(AlertRow)
-                .order_by(AlertRow.raised_at.desc(), AlertRow.id.desc())
-                .limit(limit)
+                query.order_by(AlertRow.raised_at.desc(), AlertRow.id.desc()).limit(limit)
             ).all()
         return [_logged(r) for r in rows]
 
@@ -104,4 +121,5 @@ def _logged(r: Any) -> LoggedAlert:
         message=r.message,
         resolved_at=r.resolved_at,
         email_outbox_id=r.email_outbox_id,
+        acknowledged_at=r.acknowledged_at,
     )

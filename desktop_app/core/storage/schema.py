@@ -289,6 +289,7 @@ class AlertRow(Base):
     message: Mapped[str] = mapped_column(String(500))
     resolved_at: Mapped[float | None] = mapped_column(Float)
     email_outbox_id: Mapped[int | None] = mapped_column(Integer)  # the alert mail, if any
+    acknowledged_at: Mapped[float | None] = mapped_column(Float)  # someone is on it
 
 
 class ListRow(Base):

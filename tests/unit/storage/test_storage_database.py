@@ -25,7 +25,7 @@ from desktop_app.core.storage.providers import ProviderRepository
 from desktop_app.core.storage.schema import OutboxRow
 from tests.unit.storage.storage_rows import RawRows
 
-HEAD = "0010"
+HEAD = "0011"
 
 
 @contextmanager

@@ -1,0 +1,81 @@
+"""The Alerts page over a real workspace and loop thread: the log, and acknowledging."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from PySide6.QtCore import QCoreApplication, QEvent, QItemSelectionModel, Qt
+from PySide6.QtWidgets import QApplication
+from pytestqt.qtbot import QtBot
+
+from desktop_app.core.runtime import LoopThread
+from desktop_app.core.storage.alerts import AlertRepository
+from desktop_app.core.workspace import Workspace
+from desktop_app.ui.alerts_page import AlertLogModel, AlertsPage
+from desktop_app.ui.bridge import CoreBridge
+from tests.support.qt_helpers import settle
+
+WAIT_MS = 10_000
+
+
+@pytest.fixture
+def page(qtbot: QtBot, workspace: Workspace) -> Iterator[AlertsPage]:
+    alerts = AlertRepository(workspace.database)
+    now = time.time()
+    cleared = alerts.add(
+        raised_at=now - 600, rule="breaker_open", subject="alpha", severity="warning",
+        message="Circuit breaker opened for alpha", email_outbox_id=None,
+    )  # fmt: skip
+    alerts.resolve(cleared, now - 300)
+    alerts.add(
+        raised_at=now - 60, rule="provider_down", subject="bravo", severity="critical",
+        message="bravo has been down for 61 s", email_outbox_id=None,
+    )  # fmt: skip
+    runtime = LoopThread()
+    runtime.start()
+    bridge = CoreBridge(runtime)
+    shown = AlertsPage(workspace, bridge)
+    shown.resize(1000, 400)
+    qtbot.addWidget(shown)
+    with qtbot.waitExposed(shown):
+        shown.show()
+    settle(qtbot, bridge)
+    qtbot.waitUntil(lambda: shown.model.rowCount() == 2, timeout=WAIT_MS)
+    yield shown
+    runtime.stop()
+    QApplication.processEvents()
+    for owned in (shown, bridge):
+        owned.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    QApplication.processEvents()
+
+
+def _select(page: AlertsPage, row: int) -> None:
+    page.table.selectionModel().select(
+        page.model.index(row, 0),
+        QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
+    )
+
+
+def _cell(page: AlertsPage, row: int, column: int) -> str:
+    return str(page.model.data(page.model.index(row, column), Qt.ItemDataRole.DisplayRole))
+
+
+def test_an_alert_is_acknowledged_from_the_page(
+    qtbot: QtBot, page: AlertsPage, workspace: Workspace
+) -> None:
+    assert not page.acknowledge_button.isEnabled()  # nothing selected
+    assert _cell(page, 0, 3) == "bravo"  # newest first
+    _select(page, 0)
+    assert page.acknowledge_button.isEnabled()
+    qtbot.mouseClick(page.acknowledge_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: _cell(page, 0, AlertLogModel.ACKNOWLEDGED) != "", timeout=WAIT_MS)
+    assert not page.acknowledge_button.isEnabled()  # once is enough
+    assert "Acknowledged: bravo has been down" in page.status.text()
+    [stored] = AlertRepository(workspace.database).recent(open_only=True)
+    assert stored.subject == "bravo" and stored.acknowledged_at is not None
+    assert stored.resolved_at is None  # still open until bravo is up again
+    _select(page, 1)
+    assert page.acknowledge_button.isEnabled()  # a cleared one can be acknowledged too
