@@ -16,11 +16,14 @@ from desktop_app.core.delivery.engine import RESERVATIONS_PER_CONNECTION
 from desktop_app.core.events import (
     AlertRaised,
     AlertResolved,
+    DeliveryProbeLost,
     FailoverHappened,
     ProviderHealthChanged,
+    QuotaExhausted,
 )
 from desktop_app.core.health.alert_rules import AlertRule
 from desktop_app.core.health.alerter import UPTIME_MIN_WATCHED_SHARE, Alerter
+from desktop_app.core.health.maintenance import once_window
 from desktop_app.core.models import RateLimits
 from desktop_app.core.service import DeliveryService
 from desktop_app.core.storage.alerts import AlertRepository
@@ -473,3 +476,39 @@ async def test_a_server_reply_with_control_bytes_still_makes_one_clean_alert_and
     await delivery.run_until_idle()
     (mail,) = server.messages
     assert b"\x00" not in mail.data
+
+
+@pytest.mark.asyncio
+async def test_a_provider_in_maintenance_raises_no_alerts(
+    delivery: Delivery, scripted_smtp: Callable[..., ScriptedSMTPServer]
+) -> None:
+    # Issue 16: maintenance drains a provider's traffic on purpose; alerts about it then
+    # are noise. The monitor says "maintenance" from the window the user saved.
+    server = scripted_smtp()
+    delivery.add_provider("alpha", server.port)
+    delivery.settings(alerts__repeat_minutes="0")
+    now = time.time()
+    delivery.ws.add_maintenance("alpha", once_window(now - 60, now + 3600, note="upgrade"))
+    clock = Clock()
+    alerter = alerter_for(delivery, clock)
+    monitor = delivery.ws.create_monitor(_Both(delivery.events, alerter), clock=clock)
+    await monitor.start()
+    try:
+        server.stop()
+        await monitor.probe_all()
+        await alerter.check()  # a check (or the restore at start) reads the windows
+        alerter.publish(FailoverHappened(outbox_id=1, from_provider="alpha", detail="down"))
+        alerter.publish(QuotaExhausted("alpha", clock.now + 60))
+        alerter.publish(DeliveryProbeLost("alpha", clock.now - 600))
+        clock.now += 120
+        await alerter.check()
+        await alerter.drain()
+        assert delivery.events.of(AlertRaised) == []
+
+        # After the window the same failover is news again.
+        clock.now += 3600
+        alerter.publish(FailoverHappened(outbox_id=2, from_provider="alpha", detail="down"))
+        await alerter.drain()
+        assert [a.rule for a in delivery.events.of(AlertRaised)] == ["failover"]
+    finally:
+        await monitor.close()

@@ -3,6 +3,7 @@ through every channel.
 
 Runs on the loop thread as an ``EventSink`` (engine and monitor events) with a periodic check
 for the rules that are about state over time (down for N seconds, backlog age, 24 h uptime).
+A provider in a maintenance window raises nothing: its traffic is drained on purpose.
 Each alert goes to the alert log (persisted), to the GUI and tray (an ``AlertRaised`` event),
 and, when ``alerts.email_to`` is set, into the outbox itself as urgent mail routed through the
 healthiest provider, so it is retried like any mail and survives a crash.
@@ -38,9 +39,10 @@ from desktop_app.core.health.alert_rules import (
     AlertPolicy,
     AlertRule,
 )
+from desktop_app.core.health.maintenance import active_window
 from desktop_app.core.health.report import window_totals
 from desktop_app.core.health.rollup import DAY
-from desktop_app.core.models import BreakerState
+from desktop_app.core.models import BreakerState, MaintenanceWindow
 from desktop_app.core.settings import SettingsStore
 from desktop_app.core.storage.alerts import AlertRepository
 from desktop_app.core.storage.health import HealthRepository
@@ -105,6 +107,8 @@ class Alerter:
         self._quota_until: dict[str, float] = {}
         self._open: dict[tuple[AlertRule, str], int] = {}  # alert ids not yet resolved
         self._restored = False  # the alert log's open alerts and repeat times taken over
+        #: Each provider's maintenance windows, as of the last check (or restore).
+        self._windows: dict[str, tuple[MaintenanceWindow, ...]] = {}
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -112,6 +116,9 @@ class Alerter:
 
     def publish(self, event: Event) -> None:
         now = self._clock()
+        about = _raises_about(event)
+        if about is not None and self._in_maintenance(about, now):
+            return  # a failover, breaker, quota or lost probe during maintenance: expected
         if isinstance(event, FailoverHappened):
             self._raise(
                 self.policy.event(
@@ -219,10 +226,11 @@ class Alerter:
         Done once, before the first check; events that come earlier are held to it too."""
         if self._restored:
             return
-        open_alerts, last_raised = await asyncio.to_thread(
-            lambda: (self._alerts.open_alerts(), self._alerts.last_raised())
+        open_alerts, last_raised, providers = await asyncio.to_thread(
+            lambda: (self._alerts.open_alerts(), self._alerts.last_raised(), self._providers.all())
         )
         self._restored = True
+        self._windows = {p.name: p.maintenance for p in providers}
         for (rule_name, subject), at in last_raised.items():
             rule = _rule(rule_name)
             if rule is not None:
@@ -265,7 +273,9 @@ class Alerter:
             now,
             f"The oldest waiting message was queued {age / 60:.0f} min ago",
         )
-        providers = [p for p in await asyncio.to_thread(self._providers.all) if p.enabled]
+        every_provider = await asyncio.to_thread(self._providers.all)
+        self._windows = {p.name: p.maintenance for p in every_provider}
+        providers = [p for p in every_provider if p.enabled]
         # What an alert was about is gone (deleted) or out of the route (disabled): over.
         watched = {provider.name for provider in providers}
         for rule, subject in list(self._open):
@@ -274,6 +284,8 @@ class Alerter:
                 self._quota_until.pop(subject, None)
                 self._clear(rule, subject, now)
         for provider in providers:
+            if self._in_maintenance(provider.name, now):
+                continue  # silenced in its window; an open alert stays as it is
             # The figure the table and `health --json` show as uptime_24h at this moment.
             day = await asyncio.to_thread(
                 window_totals, self._health, provider.uid, DAY, now, histograms=False
@@ -288,6 +300,11 @@ class Alerter:
                 f"{provider.name}: 24 h uptime {uptime or 0:.3f}% is below the "
                 f"{options.uptime_target_percent:g}% target",
             )
+
+    def _in_maintenance(self, provider_name: str, now: float) -> bool:
+        """Inside one of the provider's maintenance windows: its alerts are silenced (the
+        engine drains its traffic on purpose; the monitor leaves the time out of uptime)."""
+        return active_window(self._windows.get(provider_name, ()), now) is not None
 
     # -- raising ----------------------------------------------------------------------------
 
@@ -381,6 +398,18 @@ class Alerter:
         """Wait until every alert raised so far is stored (tests, shutdown)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+def _raises_about(event: Event) -> str | None:
+    """The provider an event would raise an alert about, if it would raise one about a
+    provider (a breaker closing resolves one: that is never silenced)."""
+    if isinstance(event, FailoverHappened):
+        return event.from_provider
+    if isinstance(event, ProviderStateChanged):
+        return event.provider_name if event.breaker is BreakerState.OPEN else None
+    if isinstance(event, DeliveryProbeLost | QuotaExhausted):
+        return event.provider_name
+    return None
 
 
 def _rule(name: str) -> AlertRule | None:
