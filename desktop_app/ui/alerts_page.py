@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt, Slot
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, Slot
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
+    QComboBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -111,6 +113,56 @@ class AlertLogModel(FlatTableModel):
         return None
 
 
+#: The state filter's choices: label -> whether an alert passes.
+STATE_FILTERS: dict[str, Callable[[LoggedAlert], bool]] = {
+    "Any state": lambda alert: True,
+    "Open": lambda alert: alert.resolved_at is None,
+    "Open, not acknowledged": lambda alert: (
+        alert.resolved_at is None and alert.acknowledged_at is None
+    ),
+    "Acknowledged": lambda alert: alert.acknowledged_at is not None,
+    "Cleared": lambda alert: alert.resolved_at is not None,
+}
+ANY_PROVIDER = "All providers"
+ANY_KIND = "All kinds"
+
+
+class AlertFilter(QSortFilterProxyModel):
+    """Shows the alerts of one provider, one kind and one state (each may be "any")."""
+
+    def __init__(self, model: AlertLogModel) -> None:
+        super().__init__()
+        self._model = model
+        self.provider: str | None = None
+        self.kind: str | None = None
+        self.state = STATE_FILTERS["Any state"]
+        self.setSourceModel(model)  # last: it asks filterAcceptsRow at once
+
+    def set_filters(
+        self, provider: str | None, kind: str | None, state: Callable[[LoggedAlert], bool]
+    ) -> None:
+        if hasattr(self, "beginFilterChange"):  # Qt 6.10+; invalidateFilter is deprecated
+            self.beginFilterChange()
+            self.provider, self.kind, self.state = provider, kind, state
+            self.endFilterChange()
+        else:
+            self.provider, self.kind, self.state = provider, kind, state
+            self.invalidateFilter()
+
+    def filterAcceptsRow(
+        self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex
+    ) -> bool:
+        alert = self._model.alerts[source_row]
+        return (
+            (self.provider is None or alert.subject == self.provider)
+            and (self.kind is None or alert.rule == self.kind)
+            and self.state(alert)
+        )
+
+    def alert_at(self, row: int) -> LoggedAlert:
+        return self._model.alerts[self.mapToSource(self.index(row, 0)).row()]
+
+
 class AlertsPage(QWidget):
     """Every alert raised, with when it cleared, who acknowledged it and whether it was
     emailed. "Acknowledge" says someone is on it (``relaydesk alerts ack ID`` too)."""
@@ -120,9 +172,10 @@ class AlertsPage(QWidget):
         self._bridge = bridge
         self._repository = AlertRepository(workspace.database)
         self.model = AlertLogModel()
+        self.shown = AlertFilter(self.model)
         self.table = QTableView()
         self.table.setAccessibleName("Alert log")
-        self.table.setModel(self.model)
+        self.table.setModel(self.shown)
         self.table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
         self.table.verticalHeader().setVisible(False)
         header = self.table.horizontalHeader()
@@ -142,7 +195,21 @@ class AlertsPage(QWidget):
         self.acknowledge_button.clicked.connect(self.acknowledge_selected)
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        self.provider_filter = QComboBox()
+        self.provider_filter.setAccessibleName("Provider filter")
+        self.kind_filter = QComboBox()
+        self.kind_filter.setAccessibleName("Kind filter")
+        self.state_filter = QComboBox()
+        self.state_filter.setAccessibleName("State filter")
+        self.state_filter.addItems(list(STATE_FILTERS))
+        for combo in (self.provider_filter, self.kind_filter, self.state_filter):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+            combo.currentIndexChanged.connect(self._apply_filters)
+        self._fill_choices()
         buttons = QHBoxLayout()
+        buttons.addWidget(self.provider_filter)
+        buttons.addWidget(self.kind_filter)
+        buttons.addWidget(self.state_filter)
         buttons.addWidget(self.acknowledge_button)
         buttons.addWidget(self.status, 1)
         layout = QVBoxLayout(self)
@@ -152,13 +219,42 @@ class AlertsPage(QWidget):
         self.table.selectionModel().selectionChanged.connect(self._update_buttons)
         self.model.modelReset.connect(self._update_buttons)
         self.model.dataChanged.connect(self._update_buttons)
+        self.model.modelReset.connect(self._fill_choices)
+        self.model.rowsInserted.connect(self._fill_choices)
         bridge.alert_raised.connect(self._on_bridge_alert_raised)
         bridge.alert_resolved.connect(self._on_bridge_alert_resolved)
         self.reload()
 
     def selected_alert(self) -> LoggedAlert | None:
         rows = self.table.selectionModel().selectedRows()
-        return self.model.alerts[rows[0].row()] if rows else None
+        return self.shown.alert_at(rows[0].row()) if rows else None
+
+    @Slot()
+    def _fill_choices(self, *_args: Any) -> None:
+        """The provider and kind filters offer what the log holds (the choice is kept)."""
+        for combo, anything, values in (
+            (self.provider_filter, ANY_PROVIDER, {a.subject for a in self.model.alerts}),
+            (self.kind_filter, ANY_KIND, {a.rule for a in self.model.alerts}),
+        ):
+            chosen = combo.currentData()
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItem(anything, None)
+            for value in sorted(v for v in values if v):
+                label = value.replace("_", " ") if combo is self.kind_filter else value
+                combo.addItem(label, value)
+            found = combo.findData(chosen) if chosen is not None else 0
+            combo.setCurrentIndex(max(found, 0))
+            combo.blockSignals(False)
+
+    @Slot()
+    def _apply_filters(self, *_args: Any) -> None:
+        self.shown.set_filters(
+            self.provider_filter.currentData(),
+            self.kind_filter.currentData(),
+            STATE_FILTERS[self.state_filter.currentText()],
+        )
+        self._update_buttons()
 
     @Slot()
     def _update_buttons(self, *_args: Any) -> None:

@@ -54,13 +54,18 @@ def page(qtbot: QtBot, workspace: Workspace) -> Iterator[AlertsPage]:
 
 def _select(page: AlertsPage, row: int) -> None:
     page.table.selectionModel().select(
-        page.model.index(row, 0),
+        page.shown.index(row, 0),
         QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
     )
 
 
 def _cell(page: AlertsPage, row: int, column: int) -> str:
-    return str(page.model.data(page.model.index(row, column), Qt.ItemDataRole.DisplayRole))
+    """What the table shows (after the filters) in ``row``, ``column``."""
+    return str(page.shown.data(page.shown.index(row, column), Qt.ItemDataRole.DisplayRole))
+
+
+def _shown_providers(page: AlertsPage) -> list[str]:
+    return [_cell(page, row, 3) for row in range(page.shown.rowCount())]
 
 
 def test_an_alert_is_acknowledged_from_the_page(
@@ -79,3 +84,27 @@ def test_an_alert_is_acknowledged_from_the_page(
     assert stored.resolved_at is None  # still open until bravo is up again
     _select(page, 1)
     assert page.acknowledge_button.isEnabled()  # a cleared one can be acknowledged too
+
+
+def test_the_log_is_filtered_by_provider_kind_and_state(qtbot: QtBot, page: AlertsPage) -> None:
+    assert _shown_providers(page) == ["bravo", "alpha"]
+    providers = page.provider_filter
+    assert [providers.itemText(i) for i in range(providers.count())] == [
+        "All providers",
+        "alpha",
+        "bravo",
+    ]
+    providers.setCurrentIndex(providers.findData("alpha"))
+    assert _shown_providers(page) == ["alpha"]
+    providers.setCurrentIndex(0)
+    page.kind_filter.setCurrentIndex(page.kind_filter.findData("provider_down"))
+    assert _shown_providers(page) == ["bravo"]
+    page.kind_filter.setCurrentIndex(0)
+    page.state_filter.setCurrentText("Cleared")
+    assert _shown_providers(page) == ["alpha"]
+    page.state_filter.setCurrentText("Open, not acknowledged")
+    assert _shown_providers(page) == ["bravo"]
+    _select(page, 0)
+    qtbot.mouseClick(page.acknowledge_button, Qt.MouseButton.LeftButton)
+    page.state_filter.setCurrentText("Acknowledged")
+    qtbot.waitUntil(lambda: _shown_providers(page) == ["bravo"], timeout=WAIT_MS)
