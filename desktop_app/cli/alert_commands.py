@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from datetime import datetime
 from typing import Any
 
 from desktop_app.cli.contract import EXIT_OK, Streams
-from desktop_app.core.storage.alerts import AlertRepository, LoggedAlert
+from desktop_app.core.storage.alerts import LoggedAlert
 from desktop_app.core.workspace import Workspace
 
 #: The log keeps a year; a listing shows the newest of it.
@@ -34,12 +33,11 @@ def register(commands: Any) -> None:
 
 def cmd_alerts(ws: Workspace, args: argparse.Namespace, io: Streams) -> int:
     out = io.out
-    alerts = AlertRepository(ws.database)
     if args.alerts_command == "ack":
-        alert = alerts.acknowledge(args.id, time.time())
+        alert = ws.acknowledge_alert(args.id)
         print(f"acknowledged alert {alert.id}: {alert.message}", file=out)
         return EXIT_OK
-    listed = alerts.recent(LISTED, open_only=args.open)
+    listed = ws.recent_alerts(LISTED, open_only=args.open)
     if args.json:
         print(json.dumps([_document(a) for a in listed], indent=2, ensure_ascii=False), file=out)
         return EXIT_OK

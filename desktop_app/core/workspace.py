@@ -56,6 +56,7 @@ from desktop_app.core.paths import resolve_data_dir
 from desktop_app.core.provider_state import ProviderStateBoard, state_word
 from desktop_app.core.secrets import SecretStore
 from desktop_app.core.settings import SettingsStore
+from desktop_app.core.storage.alerts import AlertRepository, LoggedAlert
 from desktop_app.core.storage.bounces import BounceRepository
 from desktop_app.core.storage.campaigns import CampaignRepository
 from desktop_app.core.storage.database import DATABASE_FILENAME, Database
@@ -98,6 +99,7 @@ class Workspace:
         self.mailboxes = MailboxRepository(database)
         self.bounces = BounceRepository(database)
         self.delivery_probes = DeliveryProbeRepository(database)
+        self.alerts = AlertRepository(database)
         self.campaign_store = CampaignRepository(database, self.outbox)
         #: Campaigns as the window and the command line drive them (campaigns/manager.py).
         self.campaigns = CampaignManager(
@@ -237,6 +239,16 @@ class Workspace:
 
     def outbox_counts(self) -> OutboxCounts:
         return self.outbox.counts()
+
+    # -- alerts ----------------------------------------------------------------------------
+
+    def recent_alerts(self, limit: int = 500, *, open_only: bool = False) -> list[LoggedAlert]:
+        """The alert log, newest first (``open_only``: not cleared yet)."""
+        return self.alerts.recent(limit, open_only=open_only)
+
+    def acknowledge_alert(self, alert_id: int) -> LoggedAlert:
+        """Someone is on it: the alert as it now is (one line for an unknown id)."""
+        return self.alerts.acknowledge(alert_id, time.time())
 
     # -- settings --------------------------------------------------------------------------
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -22,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from desktop_app.core.events import AlertRaised, AlertResolved
-from desktop_app.core.storage.alerts import AlertRepository, LoggedAlert
+from desktop_app.core.storage.alerts import LoggedAlert
 from desktop_app.core.workspace import Workspace
 from desktop_app.ui.bridge import CoreBridge, is_shutdown_error
 from desktop_app.ui.table_model import FlatTableModel
@@ -170,7 +169,7 @@ class AlertsPage(QWidget):
     def __init__(self, workspace: Workspace, bridge: CoreBridge, parent: QWidget | None = None):
         super().__init__(parent)
         self._bridge = bridge
-        self._repository = AlertRepository(workspace.database)
+        self._workspace = workspace
         self.model = AlertLogModel()
         self.shown = AlertFilter(self.model)
         self.table = QTableView()
@@ -268,9 +267,8 @@ class AlertsPage(QWidget):
             return
         self.acknowledge_button.setEnabled(False)
         self._bridge.call(
-            self._repository.acknowledge,
+            self._workspace.acknowledge_alert,
             alert.id,
-            time.time(),
             on_success=self._acknowledged,
             on_error=self._acknowledge_failed,
         )
@@ -287,7 +285,10 @@ class AlertsPage(QWidget):
     def reload(self) -> None:
         """Read the log off the GUI thread."""
         self._bridge.call(
-            self._repository.recent, SHOWN, on_success=self._loaded, on_error=self._load_failed
+            self._workspace.recent_alerts,
+            SHOWN,
+            on_success=self._loaded,
+            on_error=self._load_failed,
         )
 
     def _loaded(self, alerts: list[LoggedAlert]) -> None:
