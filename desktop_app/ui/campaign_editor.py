@@ -8,8 +8,9 @@ older renders are dropped so a slow one never overwrites a newer one.
 
 from __future__ import annotations
 
+import contextlib
 import mimetypes
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QMenu,
+    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QSplitter,
@@ -366,13 +368,15 @@ class CampaignEditor(QDialog):
             bridge.call(
                 workspace.campaign_store.attachments,
                 campaign.id,
-                on_success=self.attachments.set_attachments,
+                on_success=self._on_attachments_loaded,
                 on_error=self._on_request_failed,
             )
         else:
             self._prefill_sender()
         self.attachments.changed.connect(self._on_attachments_changed)
         self.resize(1180, 760)
+        #: What the form said when it was last saved or loaded: Close asks when it differs.
+        self._clean_state = self._form_state()
 
     def _layout(self) -> None:
         sender = QHBoxLayout()
@@ -447,11 +451,71 @@ class CampaignEditor(QDialog):
 
     def _on_identity_loaded(self, identity: tuple[str, str]) -> None:
         address, name = identity
-        # Only into empty fields: whatever a person typed meanwhile stays.
-        if address and not self.from_address_edit.text():
-            self.from_address_edit.setText(address)
-        if name and not self.from_name_edit.text():
-            self.from_name_edit.setText(name)
+        with self._loading():
+            # Only into empty fields: whatever a person typed meanwhile stays.
+            if address and not self.from_address_edit.text():
+                self.from_address_edit.setText(address)
+            if name and not self.from_name_edit.text():
+                self.from_name_edit.setText(name)
+
+    def _on_attachments_loaded(self, attachments: tuple[Attachment, ...]) -> None:
+        with self._loading():
+            self.attachments.set_attachments(attachments)
+
+    # -- unsaved changes -------------------------------------------------------------------
+
+    def _form_state(self) -> tuple[object, ...]:
+        """Everything a person can change, to compare with what was saved or loaded."""
+        return (
+            self.name_edit.text(),
+            self.list_combo.currentText(),
+            self.from_address_edit.text(),
+            self.from_name_edit.text(),
+            self.reply_to_edit.text(),
+            self.subject_edit.text(),
+            self.html_edit.toPlainText(),
+            self.text_edit.toPlainText(),
+            self.unsubscribe_url_edit.text(),
+            self.unsubscribe_mailto_edit.text(),
+            self.headers_edit.toPlainText(),
+            tuple((a.filename, len(a.content)) for a in self.attachments.attachments),
+        )
+
+    def has_unsaved_changes(self) -> bool:
+        return self._form_state() != getattr(self, "_clean_state", self._form_state())
+
+    @contextlib.contextmanager
+    def _loading(self) -> Iterator[None]:
+        """What arrives from the core (lists, the sender identity, stored attachments) is not
+        a person's change: a form untouched before it stays untouched after."""
+        untouched = not self.has_unsaved_changes()
+        yield
+        if untouched:
+            self._clean_state = self._form_state()
+
+    def discard_changes(self) -> None:
+        """Forget the edits, so closing does not ask (the campaign stays as last saved)."""
+        self._clean_state = self._form_state()
+
+    def reject(self) -> None:
+        """Close, Escape and the window's close button: ask first when there are unsaved
+        changes (Save, Discard or Cancel), as a mail client's composer does."""
+        if not self.has_unsaved_changes():
+            super().reject()
+            return
+        answer = QMessageBox.question(
+            self,
+            "Unsaved changes",
+            "Save the changes to this campaign before closing?",
+            QMessageBox.StandardButton.Save
+            | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Save,
+        )
+        if answer == QMessageBox.StandardButton.Save:
+            self.save()  # closes once stored; stays open with the reason if it cannot be
+        elif answer == QMessageBox.StandardButton.Discard:
+            super().reject()
 
     # -- the draft -------------------------------------------------------------------------
 
@@ -487,6 +551,10 @@ class CampaignEditor(QDialog):
         )
 
     def _on_lists_loaded(self, lists: list[SubscriberList]) -> None:
+        with self._loading():
+            self._show_lists(lists)
+
+    def _show_lists(self, lists: list[SubscriberList]) -> None:
         self.list_combo.blockSignals(True)
         self.list_combo.clear()
         for subscriber_list in lists:
@@ -673,6 +741,7 @@ class CampaignEditor(QDialog):
             self.campaign = campaign
             self._saved_name = campaign.name
             self._attachments_changed = False
+            self._clean_state = self._form_state()
             self.setWindowTitle(f"Edit campaign — {campaign.name}")
             self.status_label.setStyleSheet("")
             self.status_label.setText(f"Saved {campaign.name}.")

@@ -4,14 +4,14 @@ files (no delivery: the state changes and counts come from the core's campaign s
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PySide6.QtCore import QCoreApplication, QEvent, Qt
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 from pytestqt.qtbot import QtBot
 
 from desktop_app.core.events import CampaignChanged
@@ -67,6 +67,8 @@ def page(qtbot: QtBot, core: Core, workspace: Workspace, readers: str) -> Iterat
         shown.show()
     settle(qtbot, bridge)
     yield shown
+    if shown.editor is not None:
+        shown.editor.discard_changes()  # the test is over: close without the unsaved prompt
     for dialog in (shown.editor, shown.report_dialog, shown.schedule_dialog):
         if dialog is not None:
             dialog.close()
@@ -203,6 +205,52 @@ def test_a_hostile_template_in_the_live_preview_is_stopped_by_its_limit(
     editor.html_edit.setPlainText("<p>Hi {{ first_name }}</p>")
     qtbot.waitUntil(lambda: editor.preview.error_text() == "", timeout=WAIT_MS)
     assert "Hi Ann" in editor.preview.html_view.toPlainText()
+
+
+def test_closing_the_composer_asks_before_discarding_unsaved_changes(
+    qtbot: QtBot, page: CampaignsPage, workspace: Workspace, modal: Any
+) -> None:
+    # Issue 15: Close (and Escape) threw edits away without asking.
+    editor = open_editor(qtbot, page)
+    assert not editor.has_unsaved_changes()  # the list and sender filled in are no edits
+    qtbot.keyClicks(editor.name_edit, "Autumn")
+    qtbot.keyClicks(editor.subject_edit, "Hello {{ first_name }}")
+    editor.html_edit.setPlainText("<p>Hi</p>")
+    if not editor.from_address_edit.text():
+        qtbot.keyClicks(editor.from_address_edit, "news@example.com")
+    seen: dict[str, str] = {}
+
+    def answer(button: str) -> Callable[[Any], None]:
+        def press(box: Any) -> None:
+            assert isinstance(box, QMessageBox)
+            seen["text"] = box.text()
+            modal.click(box, button)
+
+        return press
+
+    modal.drive(answer("Cancel"))  # Escape: asked, and Cancel keeps editing
+    qtbot.keyClick(editor, Qt.Key.Key_Escape)
+    modal.check()
+    assert seen["text"] == "Save the changes to this campaign before closing?"
+    assert editor.isVisible() and editor.name_edit.text() == "Autumn"
+
+    modal.drive(answer("Save"))  # the window's close button: asked, and Save saves
+    editor.close()
+    modal.check()
+    qtbot.waitUntil(lambda: page.editor is None or not page.editor.isVisible(), timeout=WAIT_MS)
+    assert [c.name for c in workspace.campaigns.all()] == ["Autumn"]
+
+    editor = open_editor(qtbot, page)  # a new one, edited, then Close and Discard
+    qtbot.keyClicks(editor.name_edit, "Winter")
+    modal.drive(answer("Discard"))
+    click(qtbot, editor.close_button)
+    modal.check()
+    qtbot.waitUntil(lambda: page.editor is None or not page.editor.isVisible(), timeout=WAIT_MS)
+    assert [c.name for c in workspace.campaigns.all()] == ["Autumn"]
+
+    editor = open_editor(qtbot, page)  # untouched: closes without a word
+    click(qtbot, editor.close_button)
+    qtbot.waitUntil(lambda: page.editor is None or not page.editor.isVisible(), timeout=WAIT_MS)
 
 
 def test_editing_keeps_headers_and_attachments(
