@@ -50,6 +50,8 @@ PAGES = (
 REFRESH_MS = 1000
 #: How long a problem stays in the banner (and the status bar) before others may replace it.
 PROBLEM_MS = 15000
+#: How long the outbox must stay empty before the tray says so (one notice per backlog).
+DRAIN_QUIET_MS = 20_000
 
 
 class MainWindow(QMainWindow):
@@ -200,6 +202,12 @@ class MainWindow(QMainWindow):
         self.compose.message_queued.connect(self.outbox.expect_new_messages)
         self.outbox.outbox_changed.connect(controller.wake)
 
+        self._drain_timer = QTimer(self)
+        self._drain_timer.setSingleShot(True)
+        self._drain_timer.setInterval(DRAIN_QUIET_MS)
+        self._drain_timer.timeout.connect(self._on_drain_timer_timeout)
+        self._failed_before_backlog = 0
+        self._counts_seen = False
         self._problem_timer = QTimer(self)
         self._problem_timer.setSingleShot(True)
         self._problem_timer.setInterval(PROBLEM_MS)
@@ -232,14 +240,29 @@ class MainWindow(QMainWindow):
 
     def _show_counts(self, counts: OutboxCounts) -> None:
         self._refresh_pending = False
+        if self._counts.waiting == 0 and counts.waiting > 0:
+            if not self._drain_timer.isActive():  # a new backlog, not the next batch of one
+                # The first counts have no "before": the failures so far are history.
+                before = self._counts if self._counts_seen else counts
+                self._failed_before_backlog = before.failed
+            self._drain_timer.stop()
+        self._counts_seen = True
         drained = self._counts.waiting > 0 and counts.waiting == 0
         self._counts = counts
         self.dashboard.show_counts(counts)
         self.dashboard.show_providers(self.providers.model.names())
         self.outbox.update_summary()
         if drained:
-            self.tray.on_drained()
+            # Said once the outbox stays empty for a while: a campaign goes out in batches,
+            # and "Outbox empty" after each of them was noise.
+            self._drain_timer.start()
         self._update_health()
+
+    @Slot()
+    def _on_drain_timer_timeout(self) -> None:
+        if self._counts.waiting == 0:
+            failed_meanwhile = self._counts.failed - self._failed_before_backlog
+            self.tray.on_drained(self.tray.health, failed_meanwhile)
 
     def _on_refresh_error(self, error: BaseException) -> None:
         self._refresh_pending = False

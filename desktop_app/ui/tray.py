@@ -12,7 +12,11 @@ from desktop_app.core.events import AlertRaised, AlertResolved
 from desktop_app.core.models import ProviderState
 from desktop_app.ui.provider_states import state_label
 
-#: Failovers come in bursts (every message of a dead provider); one note per this many seconds.
+#: The tray icon for each alert severity (and "info" for everything else).
+_MESSAGE_ICONS = {
+    "critical": QSystemTrayIcon.MessageIcon.Critical,
+    "warning": QSystemTrayIcon.MessageIcon.Warning,
+}
 
 
 class Health(StrEnum):
@@ -82,6 +86,21 @@ def all_unusable(states: dict[str, ProviderState]) -> bool:
     return bool(states) and all(s in _UNUSABLE for s in states.values())
 
 
+def drained_notice(health: Health, failed_meanwhile: int) -> tuple[str, str, str] | None:
+    """What to say (title, text, severity) once the outbox has stayed empty a while, or None.
+
+    No cheer while a provider is down or sending is paused or offline: "every queued message
+    has been handled" then hides the part that matters. Messages that failed permanently
+    since the backlog began are said instead, as a warning.
+    """
+    if health is not Health.GOOD:
+        return None
+    if failed_meanwhile > 0:
+        failed = f"{failed_meanwhile:,} message{'s' if failed_meanwhile != 1 else ''}"
+        return ("Outbox empty", f"{failed} failed; the Outbox page has the reasons", "warning")
+    return ("Outbox empty", "Every queued message has been sent", "info")
+
+
 def health_detail(health: Health, waiting: int, states: dict[str, ProviderState]) -> str:
     """The tooltip's text: the overall health, then each provider's word, one a line."""
     lines = [f"{health.value}, {waiting:,} waiting"]
@@ -102,6 +121,7 @@ class Tray(QSystemTrayIcon):
         self.setContextMenu(menu)
         self.activated.connect(lambda _reason: self._show_window(window))
         self.notifications: list[tuple[str, str]] = []  # what was said, newest last
+        self.severities: list[str] = []  # and how loudly, one per notification
 
     @staticmethod
     def _show_window(window: QWidget) -> None:
@@ -115,18 +135,24 @@ class Tray(QSystemTrayIcon):
             self.setIcon(health_icon(health))
         self.setToolTip(f"Relaydesk: {detail}")
 
-    def notify(self, title: str, text: str) -> None:
+    def notify(self, title: str, text: str, severity: str = "info") -> None:
+        """One balloon, with the icon of its severity ("critical", "warning" or "info")."""
         self.notifications.append((title, text))
+        self.severities.append(severity)
         if self.isVisible() and QSystemTrayIcon.supportsMessages():
-            self.showMessage(title, text, QSystemTrayIcon.MessageIcon.Information, 8000)
+            icon = _MESSAGE_ICONS.get(severity, QSystemTrayIcon.MessageIcon.Information)
+            self.showMessage(title, text, icon, 8000)
 
     def on_alert(self, event: AlertRaised) -> None:
         title = f"{event.severity.capitalize()}: {event.rule.replace('_', ' ')}"
-        self.notify(title, event.message)
+        self.notify(title, event.message, event.severity)
 
     def on_alert_resolved(self, event: AlertResolved) -> None:
         if event.rule == "provider_down":
             self.notify("Provider back up", f"{event.subject} is working again")
 
-    def on_drained(self) -> None:
-        self.notify("Outbox empty", "Every queued message has been handled")
+    def on_drained(self, health: Health, failed_meanwhile: int) -> None:
+        """The outbox stayed empty after a backlog (main_window waits for a quiet spell)."""
+        notice = drained_notice(health, failed_meanwhile)
+        if notice is not None:
+            self.notify(*notice)
