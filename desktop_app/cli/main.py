@@ -46,6 +46,7 @@ from desktop_app.core.errors import (
 from desktop_app.core.log_setup import configure_logging
 from desktop_app.core.paths import resolve_data_dir
 from desktop_app.core.workspace import Workspace
+from desktop_app.platform_libraries import window_libraries_problem
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,6 +139,10 @@ def _silence_stdout() -> None:
 
 
 def _launch_gui(args: argparse.Namespace, data_dir: Path) -> int:
+    # Before Qt: a missing system library makes it abort with a misleading hint.
+    problem = window_libraries_problem()
+    if problem is not None:
+        raise EnvironmentProblem(problem)
     # Imported here so that the command line never loads Qt.
     from desktop_app.app import run_gui
 
