@@ -16,6 +16,7 @@ from desktop_app.core.delivery.engine import RESERVATIONS_PER_CONNECTION
 from desktop_app.core.events import (
     AlertRaised,
     AlertResolved,
+    CampaignChanged,
     DeliveryProbeLost,
     FailoverHappened,
     ProviderHealthChanged,
@@ -512,3 +513,20 @@ async def test_a_provider_in_maintenance_raises_no_alerts(
         assert [a.rule for a in delivery.events.of(AlertRaised)] == ["failover"]
     finally:
         await monitor.close()
+
+
+@pytest.mark.asyncio
+async def test_a_campaign_paused_alert_clears_when_the_campaign_goes_on(delivery: Delivery) -> None:
+    alerter = alerter_for(delivery)
+    await alerter.restore()
+    alerter.publish(CampaignChanged(1, "spring", "paused", "paused: 12% failed", auto=True))
+    await alerter.drain()
+    (alert,) = raised(delivery.events, "campaign_paused")
+    alerter.publish(CampaignChanged(1, "spring", "paused"))  # paused by hand: still open
+    await alerter.drain()
+    assert delivery.events.of(AlertResolved) == []
+    alerter.publish(CampaignChanged(1, "spring", "sending"))  # resumed
+    await alerter.drain()
+    (resolved,) = delivery.events.of(AlertResolved)
+    assert (resolved.alert_id, resolved.subject) == (alert.alert_id, "spring")
+    assert AlertRepository(delivery.ws.database).recent(open_only=True) == []

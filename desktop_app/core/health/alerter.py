@@ -59,6 +59,7 @@ _CLEARABLE = (
     AlertRule.BACKLOG_AGE,
     AlertRule.UPTIME_BELOW_TARGET,
     AlertRule.QUOTA_EXHAUSTED,
+    AlertRule.CAMPAIGN_PAUSED,  # over once the campaign sends again, completes or is cancelled
 )
 #: Clearable rules about one provider: they resolve when it is deleted or disabled.
 _ABOUT_A_PROVIDER = (
@@ -152,7 +153,10 @@ class Alerter:
             elif event.breaker is BreakerState.CLOSED:
                 self.policy.rearm(AlertRule.BREAKER_OPEN, event.provider_name)
                 self._resolve(AlertRule.BREAKER_OPEN, event.provider_name, now)
-        elif isinstance(event, CampaignChanged) and event.auto:
+        elif isinstance(event, CampaignChanged) and not event.auto:
+            if event.state != "paused":  # resumed, sending again, completed or cancelled
+                self._resolve(AlertRule.CAMPAIGN_PAUSED, event.name, now)
+        elif isinstance(event, CampaignChanged):
             # Not through the once-until-rearmed policy: every automatic pause stops a
             # campaign until someone acts, so every one of them is worth telling.
             self._raise(
