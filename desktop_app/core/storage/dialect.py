@@ -8,6 +8,7 @@ so several instances can claim from one table without waiting on each other.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -105,6 +106,21 @@ def insert_unless_present(
     return bool(connection.execute(statement.values(**values)).rowcount)
 
 
+#: SQLite's SQLITE_BUSY and SQLITE_LOCKED primary result codes.
+_SQLITE_BUSY_CODES = (5, 6)
+#: SQLite's words for them ("database is locked", "database table is locked", "database is
+#: busy"), as whole words: PostgreSQL's deadlock report says "blocked by process", which a
+#: bare "locked" matched.
+_LOCKED_WORDS = re.compile(r"\bis locked\b|\bis busy\b")
+
+
+def _is_locked(orig: BaseException | None, lowered: str) -> bool:
+    code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(orig, sqlite3.Error) and code is not None:
+        return code & 0xFF in _SQLITE_BUSY_CODES
+    return _LOCKED_WORDS.search(lowered) is not None
+
+
 def translate_database_error(exc: DatabaseError, location: str) -> EnvironmentProblem | None:
     """Turn a driver error a user can meet in the field into a one-line message.
 
@@ -112,9 +128,16 @@ def translate_database_error(exc: DatabaseError, location: str) -> EnvironmentPr
     """
     text = str(exc.orig) if exc.orig is not None else str(exc)
     lowered = text.lower()
-    if isinstance(exc, OperationalError) and ("locked" in lowered or "busy" in lowered):
+    if isinstance(exc, OperationalError) and _is_locked(exc.orig, lowered):
         return DatabaseLockedError(
             f"the database {location} is locked by another program; close it and try again"
+        )
+    if "deadlock detected" in lowered:
+        # PostgreSQL ended one of two transactions that waited for each other: nobody else
+        # holds the database, and the same command again usually goes through.
+        return EnvironmentProblem(
+            f"the database {location} stopped this change in a deadlock with another "
+            "Relaydesk using it at the same time; try again"
         )
     if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
         return DatabaseCorruptError(
