@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime
 from typing import Any
 
 from desktop_app.cli.contract import EXIT_OK, Streams
 from desktop_app.core.storage.alerts import LoggedAlert
+from desktop_app.core.wording import local_time
 from desktop_app.core.workspace import Workspace
 
 #: The log keeps a year; a listing shows the newest of it.
@@ -50,7 +50,7 @@ def cmd_alerts(ws: Workspace, args: argparse.Namespace, io: Streams) -> int:
             state += ", acknowledged"
         about = f" {alert.subject}" if alert.subject else ""
         print(
-            f"{alert.id:>5}  {_when(alert.raised_at)}  {alert.severity:<8} {alert.rule}{about}"
+            f"{alert.id:>5}  {local_time(alert.raised_at)}  {alert.severity:<8} {alert.rule}{about}"
             f" ({state}): {alert.message}",
             file=out,
         )
@@ -74,7 +74,3 @@ def _document(alert: LoggedAlert) -> dict[str, Any]:
         # The channels alerts go through today: the log (always) and the team's e-mail.
         "channels": {"email": {"queued": alert.email_outbox_id is not None}},
     }
-
-
-def _when(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,4 +1,4 @@
-"""Counts in words: "1 message", "2,500 messages".
+"""Counts in words ("1 message", "2,500 messages") and times as people read them.
 
 Every count a person reads (CLI lines, banners, prompts, tray text) goes through
 ``count_of`` so a singular never comes out as "1 messages" and large numbers keep their
@@ -7,6 +7,8 @@ this is the one place that learns plural rules.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 
 def count_of(count: int, singular: str, plural: str | None = None) -> str:
@@ -18,3 +20,8 @@ def count_of(count: int, singular: str, plural: str | None = None) -> str:
 def waits(count: int) -> str:
     """The verb that agrees with a count of messages: "1 message waits", "3 messages wait"."""
     return "waits" if count == 1 else "wait"
+
+
+def local_time(epoch: float | None) -> str:
+    """An instant in this computer's time zone, to the second; "" for none."""
+    return "" if epoch is None else datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")

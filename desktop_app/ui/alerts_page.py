@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, Slot
@@ -22,6 +21,7 @@ from PySide6.QtWidgets import (
 
 from desktop_app.core.events import AlertRaised, AlertResolved
 from desktop_app.core.storage.alerts import LoggedAlert
+from desktop_app.core.wording import local_time
 from desktop_app.core.workspace import Workspace
 from desktop_app.ui.bridge import CoreBridge, is_shutdown_error
 from desktop_app.ui.table_model import FlatTableModel
@@ -29,10 +29,6 @@ from desktop_app.ui.table_model import FlatTableModel
 #: The log keeps a year; the page shows the newest of it.
 SHOWN = 500
 _SEVERITY_COLOURS = {"critical": QColor("#c62828"), "warning": QColor("#ef6c00")}
-
-
-def _when(epoch: float | None) -> str:
-    return "" if epoch is None else datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
 
 
 class AlertLogModel(FlatTableModel):
@@ -95,13 +91,13 @@ class AlertLogModel(FlatTableModel):
         alert = self.alerts[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
             return (
-                _when(alert.raised_at),
+                local_time(alert.raised_at),
                 alert.severity,
                 alert.rule.replace("_", " "),
                 alert.subject,
                 alert.message,
-                _when(alert.resolved_at) if alert.resolved_at else "",
-                _when(alert.acknowledged_at) if alert.acknowledged_at else "",
+                local_time(alert.resolved_at) if alert.resolved_at else "",
+                local_time(alert.acknowledged_at) if alert.acknowledged_at else "",
                 "yes" if alert.email_outbox_id is not None else "",
             )[index.column()]
         if role == Qt.ItemDataRole.ForegroundRole and index.column() == 1:

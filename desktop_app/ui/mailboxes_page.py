@@ -4,7 +4,6 @@ delivery-probe seeds), what they brought in, and what was left for a person to r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, Slot
@@ -25,6 +24,7 @@ from PySide6.QtWidgets import (
 from desktop_app.core.bounces.mailboxes import MailboxConfig, MailboxRole
 from desktop_app.core.events import BouncesRecorded, MailboxStatusChanged
 from desktop_app.core.storage.bounces import BounceEvent, EventKind, UnrecognisedMessage
+from desktop_app.core.wording import local_time
 from desktop_app.core.workspace import Workspace
 from desktop_app.ui.bridge import CoreBridge, is_shutdown_error
 from desktop_app.ui.feedback import ERROR_COLOUR, ERROR_STYLE, one_line
@@ -36,10 +36,6 @@ REFRESH_MS = 5000
 #: Bounce events shown (the newest); the rest stay in the database.
 SHOWN_EVENTS = 500
 _KIND_COLOURS = {EventKind.HARD: ERROR_COLOUR, EventKind.SOFT: QColor("#ef6c00")}
-
-
-def _when(epoch: float | None) -> str:
-    return "" if epoch is None else datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +119,8 @@ class MailboxesModel(_RowsModel):
             f"{row.host}:{row.port} ({row.security.value})",
             f"{row.folder} → {row.processed_folder}",
             "enabled" if row.enabled else "disabled",
-            _when(row.last_checked_at) or ("not yet" if row.role is not MailboxRole.SEED else ""),
+            local_time(row.last_checked_at)
+            or ("not yet" if row.role is not MailboxRole.SEED else ""),
             row.last_error or "",
         )
 
@@ -139,7 +136,7 @@ class BounceEventsModel(_RowsModel):
 
     def cells(self, row: BounceEvent) -> tuple[str, ...]:
         return (
-            _when(row.received_at),
+            local_time(row.received_at),
             row.kind,
             row.address,
             row.status or "",
@@ -160,7 +157,7 @@ class UnrecognisedModel(_RowsModel):
 
     def cells(self, row: UnrecognisedMessage) -> tuple[str, ...]:
         return (
-            _when(row.received_at),
+            local_time(row.received_at),
             self.mailbox_names.get(row.mailbox_id, ""),
             row.sender,
             row.subject,

@@ -17,7 +17,6 @@ import functools
 import logging
 import time
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import (
@@ -30,6 +29,7 @@ from PySide6.QtCore import (
 
 from desktop_app.core.events import MessageStateChanged
 from desktop_app.core.storage.outbox_views import OutboxEntry, OutboxFilter, OutboxViews
+from desktop_app.core.wording import local_time
 from desktop_app.ui.bridge import is_shutdown_error
 from desktop_app.ui.table_model import FlatTableModel
 
@@ -58,7 +58,7 @@ def _when(epoch: float | None) -> str:
         return ""
     if epoch <= time.time():
         return "now"
-    return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
+    return local_time(epoch)
 
 
 def run_here(

@@ -3,30 +3,17 @@ data folder whose alert log the alerter wrote."""
 
 from __future__ import annotations
 
-import time
-
-from desktop_app.core.storage.alerts import AlertRepository
 from desktop_app.core.workspace import Workspace
 from tests.cli.cli_harness import Relaydesk
+from tests.support.alert_log import log_two_alerts
 
 
 def _log_two_alerts(relaydesk: Relaydesk) -> tuple[int, int]:
     workspace = Workspace.open(relaydesk.data_dir)
     try:
-        alerts = AlertRepository(workspace.database)
-        now = time.time()
-        cleared = alerts.add(
-            raised_at=now - 600, rule="breaker_open", subject="alpha", severity="warning",
-            message="Circuit breaker opened for alpha", email_outbox_id=None,
-        )  # fmt: skip
-        alerts.resolve(cleared, now - 300)
-        open_one = alerts.add(
-            raised_at=now - 60, rule="provider_down", subject="bravo", severity="critical",
-            message="bravo has been down for 61 s", email_outbox_id=7,
-        )  # fmt: skip
+        return log_two_alerts(workspace)
     finally:
         workspace.close()
-    return cleared, open_one
 
 
 def test_alerts_are_listed_and_acknowledged(relaydesk: Relaydesk) -> None:

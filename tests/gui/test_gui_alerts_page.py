@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -15,6 +14,7 @@ from desktop_app.core.storage.alerts import AlertRepository
 from desktop_app.core.workspace import Workspace
 from desktop_app.ui.alerts_page import AlertLogModel, AlertsPage
 from desktop_app.ui.bridge import CoreBridge
+from tests.support.alert_log import log_two_alerts
 from tests.support.qt_helpers import settle
 
 WAIT_MS = 10_000
@@ -22,17 +22,7 @@ WAIT_MS = 10_000
 
 @pytest.fixture
 def page(qtbot: QtBot, workspace: Workspace) -> Iterator[AlertsPage]:
-    alerts = AlertRepository(workspace.database)
-    now = time.time()
-    cleared = alerts.add(
-        raised_at=now - 600, rule="breaker_open", subject="alpha", severity="warning",
-        message="Circuit breaker opened for alpha", email_outbox_id=None,
-    )  # fmt: skip
-    alerts.resolve(cleared, now - 300)
-    alerts.add(
-        raised_at=now - 60, rule="provider_down", subject="bravo", severity="critical",
-        message="bravo has been down for 61 s", email_outbox_id=None,
-    )  # fmt: skip
+    log_two_alerts(workspace)
     runtime = LoopThread()
     runtime.start()
     bridge = CoreBridge(runtime)

@@ -167,9 +167,7 @@ def _compile(env: BoundedSandbox, part: str, source: str) -> jinja2.Template:
 def _render(part: str, template: jinja2.Template, context: Mapping[str, Any]) -> str:
     try:
         rendered = _generate(template, context)
-    except TemplateLimitError as error:
-        raise TemplateError(part, _template_line(error), str(error)) from None
-    except jinja2.TemplateError as error:
+    except (TemplateLimitError, jinja2.TemplateError) as error:
         raise TemplateError(part, _template_line(error), str(error)) from None
     except Exception as error:  # user code: 1/0, "a" + 1, int("x") ...
         problem = f"{type(error).__name__}: {error}"

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 
 from desktop_app.core.errors import DatabaseLockedError
 from desktop_app.core.storage.database import Database
+from desktop_app.core.storage.dialect import is_busy_or_locked
 from desktop_app.core.storage.schema import ChangeCounterRow
 
 
@@ -75,18 +76,6 @@ class _TimedWait:
         self._woken.set()
 
 
-# SQLITE_BUSY and SQLITE_LOCKED (primary result codes).
-_BUSY_CODES = (5, 6)
-
-
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is not None:
-        return code & 0xFF in _BUSY_CODES
-    text = str(exc).lower()
-    return "locked" in text or "busy" in text
-
-
 class SqliteChangeSource(_TimedWait):
     """The counters of one SQLite file, read only when another connection has committed.
 
@@ -128,7 +117,7 @@ class SqliteChangeSource(_TimedWait):
                     "SELECT topic, version FROM change_counters"
                 ).fetchall()
             except sqlite3.OperationalError as exc:
-                if _is_busy(exc):
+                if is_busy_or_locked(exc):
                     return None
                 raise
             # Only now: a poll that failed above is repeated in full next time.

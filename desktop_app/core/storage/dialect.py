@@ -114,11 +114,13 @@ _SQLITE_BUSY_CODES = (5, 6)
 _LOCKED_WORDS = re.compile(r"\bis locked\b|\bis busy\b")
 
 
-def _is_locked(orig: BaseException | None, lowered: str) -> bool:
-    code = getattr(orig, "sqlite_errorcode", None)
-    if isinstance(orig, sqlite3.Error) and code is not None:
+def is_busy_or_locked(error: BaseException | None) -> bool:
+    """SQLite's SQLITE_BUSY/SQLITE_LOCKED, by result code where the driver gives one, else by
+    SQLite's words (never by a bare "locked", which a PostgreSQL deadlock report contains)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if isinstance(error, sqlite3.Error) and code is not None:
         return code & 0xFF in _SQLITE_BUSY_CODES
-    return _LOCKED_WORDS.search(lowered) is not None
+    return _LOCKED_WORDS.search(str(error).lower()) is not None
 
 
 def translate_database_error(exc: DatabaseError, location: str) -> EnvironmentProblem | None:
@@ -128,7 +130,7 @@ def translate_database_error(exc: DatabaseError, location: str) -> EnvironmentPr
     """
     text = str(exc.orig) if exc.orig is not None else str(exc)
     lowered = text.lower()
-    if isinstance(exc, OperationalError) and _is_locked(exc.orig, lowered):
+    if isinstance(exc, OperationalError) and is_busy_or_locked(exc.orig or exc):
         return DatabaseLockedError(
             f"the database {location} is locked by another program; close it and try again"
         )
